@@ -1,0 +1,36 @@
+// swift-tools-version: 6.0
+import PackageDescription
+
+let package = Package(
+    name: "jem-gpu",
+    products: [
+        .executable(name: "jem-gpu", targets: ["jem-gpu"]),
+        .executable(name: "jem-bench", targets: ["jem-bench"]),
+        .library(name: "JEM", targets: ["JEM"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+    ],
+    targets: [
+        // System libraries, found through pkg-config.
+        .systemLibrary(name: "COpenCL", pkgConfig: "OpenCL",
+                       providers: [.apt(["ocl-icd-opencl-dev", "opencl-headers"])]),
+        .systemLibrary(name: "CCLBlast", pkgConfig: "clblast", providers: [.apt(["libclblast-dev"])]),
+        .systemLibrary(name: "CBLAS", pkgConfig: "openblas", providers: [.apt(["libopenblas-dev"])]),
+        .systemLibrary(name: "CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
+
+        // Kernels/*.cl embedded as Swift strings, so the binary needs no Kernels/ folder at run time.
+        .executableTarget(name: "kernel-embedder"),
+        .plugin(name: "KernelEmbedder", capability: .buildTool(), dependencies: ["kernel-embedder"]),
+        .target(name: "CLKernels", path: "Kernels", plugins: ["KernelEmbedder"]),
+
+        .target(name: "JEM", dependencies: ["COpenCL", "CCLBlast", "CBLAS", "CZlib", "CLKernels"]),
+        .executableTarget(name: "jem-gpu", dependencies: [
+            "JEM", .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        ]),
+        .executableTarget(name: "jem-bench", dependencies: [
+            "JEM", .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        ], path: "Benchmarks", exclude: ["README.md"]),
+        .testTarget(name: "JEMTests", dependencies: ["JEM", "CLKernels"]),
+    ]
+)

@@ -1,0 +1,639 @@
+import CBLAS
+import Foundation
+
+/// Host memory for `CPUBackend`: 64-byte aligned, freed with the buffer.
+public final class CPUBuffer: DeviceBuffer, @unchecked Sendable {
+    let raw: UnsafeMutableRawPointer
+
+    override init(count: Int, type: ElementType) {
+        raw = UnsafeMutableRawPointer.allocate(byteCount: max(count, 1) * type.size, alignment: 64)
+        super.init(count: count, type: type)
+    }
+
+    deinit { raw.deallocate() }
+
+    var floats: UnsafeMutablePointer<Float> { raw.assumingMemoryBound(to: Float.self) }
+    var ints: UnsafeMutablePointer<Int32> { raw.assumingMemoryBound(to: Int32.self) }
+}
+
+/// The reference backend and the CI fallback: plain Swift for pointwise work split over the
+/// cores, OpenBLAS `cblas_sgemm` for everything GEMM-shaped (convolutions through im2col).
+///
+/// Not thread-safe: one backend serves one training loop (its scratch space is shared by ops).
+public final class CPUBackend: Backend {
+    public let kind = BackendKind.cpu
+    public let deviceDescription: String
+
+    /// im2col / column-gradient scratch, grown on demand and reused (no allocation per op).
+    private let columns = Scratch()
+    private let staging = Scratch()
+
+    /// Image chunk size limit for convolution scratch: at most this many floats per scratch.
+    static let maxScratchFloats = 1 << 24
+
+    public init() {
+        let threads = CPUThreads.count
+        // OpenBLAS gets every core; pointwise Swift work never runs concurrently with a GEMM.
+        openblas_set_num_threads(Int32(threads))
+        let core = openblas_get_corename().map { String(cString: $0) } ?? "unknown"
+        deviceDescription = "CPU (\(threads) threads, OpenBLAS \(core))"
+    }
+
+    @inline(__always) private func cpu(_ b: DeviceBuffer) -> CPUBuffer {
+        guard let buffer = b as? CPUBuffer else {
+            preconditionFailure("CPUBackend was given a buffer of another backend (\(type(of: b)))")
+        }
+        return buffer
+    }
+
+    @inline(__always) private func f(_ b: DeviceBuffer) -> UnsafeMutablePointer<Float> { cpu(b).floats }
+    @inline(__always) private func i32(_ b: DeviceBuffer) -> UnsafeMutablePointer<Int32> { cpu(b).ints }
+
+    // MARK: Buffers
+
+    public func makeBuffer(count: Int, type: ElementType) throws -> DeviceBuffer {
+        guard count >= 0 else { throw BackendError("cannot allocate a buffer of \(count) elements") }
+        return CPUBuffer(count: count, type: type)
+    }
+
+    public func upload(_ values: [Float], to buffer: DeviceBuffer, offset: Int) throws {
+        try checkRange(buffer, offset: offset, count: values.count, type: .float32)
+        values.withUnsafeBufferPointer { src in
+            if let base = src.baseAddress { (f(buffer) + offset).update(from: base, count: values.count) }
+        }
+    }
+
+    public func upload(_ values: [Int32], to buffer: DeviceBuffer, offset: Int) throws {
+        try checkRange(buffer, offset: offset, count: values.count, type: .int32)
+        values.withUnsafeBufferPointer { src in
+            if let base = src.baseAddress { (i32(buffer) + offset).update(from: base, count: values.count) }
+        }
+    }
+
+    public func download(_ buffer: DeviceBuffer, offset: Int, count: Int) throws -> [Float] {
+        try checkRange(buffer, offset: offset, count: count, type: .float32)
+        return Array(UnsafeBufferPointer(start: f(buffer) + offset, count: count))
+    }
+
+    public func downloadInt32(_ buffer: DeviceBuffer, offset: Int, count: Int) throws -> [Int32] {
+        try checkRange(buffer, offset: offset, count: count, type: .int32)
+        return Array(UnsafeBufferPointer(start: i32(buffer) + offset, count: count))
+    }
+
+    private func checkRange(_ buffer: DeviceBuffer, offset: Int, count: Int, type: ElementType) throws {
+        guard buffer.type == type else { throw BackendError("buffer holds \(buffer.type), expected \(type)") }
+        guard offset >= 0, count >= 0, offset + count <= buffer.count else {
+            throw BackendError("range \(offset)..<\(offset + count) outside a buffer of \(buffer.count)")
+        }
+    }
+
+    public func copy(_ source: DeviceBuffer, sourceOffset: Int, to destination: DeviceBuffer,
+                     destinationOffset: Int, count: Int) {
+        precondition(sourceOffset + count <= source.count && destinationOffset + count <= destination.count)
+        (cpu(destination).raw + destinationOffset * 4).copyMemory(from: cpu(source).raw + sourceOffset * 4,
+                                                                  byteCount: count * 4)
+    }
+
+    public func synchronize() throws {}
+
+    // MARK: Dense
+
+    public func gemm(transposeA: Bool, transposeB: Bool, m: Int, n: Int, k: Int, alpha: Float,
+                     a: DeviceBuffer, aOffset: Int, lda: Int, b: DeviceBuffer, bOffset: Int, ldb: Int,
+                     beta: Float, c: DeviceBuffer, cOffset: Int, ldc: Int, batch: GemmBatch) {
+        let pa = f(a), pb = f(b), pc = f(c)
+        for i in 0..<batch.count {
+            cblas_sgemm(CblasRowMajor, transposeA ? CblasTrans : CblasNoTrans,
+                        transposeB ? CblasTrans : CblasNoTrans, Int32(m), Int32(n), Int32(k), alpha,
+                        pa + aOffset + i * batch.strideA, Int32(lda),
+                        pb + bOffset + i * batch.strideB, Int32(ldb), beta,
+                        pc + cOffset + i * batch.strideC, Int32(ldc))
+        }
+    }
+
+    public func addBias(_ y: DeviceBuffer, bias: DeviceBuffer, outer: Int, channels: Int, inner: Int) {
+        let py = UnsafeSendable(f(y)), pb = UnsafeSendable(f(bias))
+        parallelChunks(outer * channels, grain: max(1, 16_384 / max(inner, 1))) { rows in
+            for row in rows {
+                let value = pb.value[row % channels]
+                let base = py.value + row * inner
+                for i in 0..<inner { base[i] += value }
+            }
+        }
+    }
+
+    public func biasGradient(_ gradY: DeviceBuffer, outer: Int, channels: Int, inner: Int,
+                             gradBias: DeviceBuffer, accumulate: Bool) {
+        let pg = UnsafeSendable(f(gradY)), pb = UnsafeSendable(f(gradBias))
+        parallelChunks(channels, grain: max(1, 16_384 / max(outer * inner, 1))) { range in
+            for c in range {
+                var total: Float = 0
+                for o in 0..<outer {
+                    let base = pg.value + (o * channels + c) * inner
+                    var s: Float = 0
+                    for i in 0..<inner { s += base[i] }
+                    total += s
+                }
+                pb.value[c] = accumulate ? pb.value[c] + total : total
+            }
+        }
+    }
+
+    // MARK: Convolution
+
+    /// Images per chunk so that the column matrix of one chunk stays within the scratch limit.
+    private func imagesPerChunk(_ s: Conv2DShape) -> Int {
+        let perImage = max(s.patchSize, s.outChannels) * s.outHeight * s.outWidth
+        return max(1, min(s.batch, Self.maxScratchFloats / max(perImage, 1)))
+    }
+
+    public func conv2dForward(_ s: Conv2DShape, input: DeviceBuffer, weight: DeviceBuffer,
+                              bias: DeviceBuffer?, output: DeviceBuffer) {
+        precondition(input.count >= s.inputCount && output.count >= s.outputCount && weight.count >= s.weightCount)
+        let spatial = s.outHeight * s.outWidth, chunk = imagesPerChunk(s)
+        var first = 0
+        while first < s.batch {
+            let images = min(chunk, s.batch - first), cols = images * spatial
+            let col = columns.reserve(s.patchSize * cols)
+            im2col(s, input: f(input), firstImage: first, images: images, col: col)
+            let product = staging.reserve(s.outChannels * cols)
+            // [Cout][images*spatial] = W[Cout][Cin*k*k] x col[Cin*k*k][images*spatial]
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(s.outChannels), Int32(cols),
+                        Int32(s.patchSize), 1, f(weight), Int32(s.patchSize), col, Int32(cols), 0,
+                        product, Int32(cols))
+            channelMajorToNCHW(product, channels: s.outChannels, images: images, spatial: spatial,
+                               out: f(output) + first * s.outChannels * spatial,
+                               bias: bias.map { f($0) })
+            first += images
+        }
+    }
+
+    public func conv2dBackwardData(_ s: Conv2DShape, gradOutput: DeviceBuffer, weight: DeviceBuffer,
+                                   gradInput: DeviceBuffer, accumulate: Bool) {
+        let spatial = s.outHeight * s.outWidth, chunk = imagesPerChunk(s)
+        var first = 0
+        while first < s.batch {
+            let images = min(chunk, s.batch - first), cols = images * spatial
+            let gradOut = staging.reserve(s.outChannels * cols)
+            nchwToChannelMajor(f(gradOutput) + first * s.outChannels * spatial, channels: s.outChannels,
+                               images: images, spatial: spatial, out: gradOut)
+            let col = columns.reserve(s.patchSize * cols)
+            // col[Cin*k*k][cols] = W^T x gradOut[Cout][cols]
+            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, Int32(s.patchSize), Int32(cols),
+                        Int32(s.outChannels), 1, f(weight), Int32(s.patchSize), gradOut, Int32(cols), 0,
+                        col, Int32(cols))
+            col2im(s, col: col, firstImage: first, images: images, gradInput: f(gradInput),
+                   accumulate: accumulate)
+            first += images
+        }
+    }
+
+    public func conv2dBackwardFilter(_ s: Conv2DShape, input: DeviceBuffer, gradOutput: DeviceBuffer,
+                                     gradWeight: DeviceBuffer, gradBias: DeviceBuffer?, accumulate: Bool) {
+        let spatial = s.outHeight * s.outWidth, chunk = imagesPerChunk(s)
+        var first = 0
+        while first < s.batch {
+            let images = min(chunk, s.batch - first), cols = images * spatial
+            let col = columns.reserve(s.patchSize * cols)
+            im2col(s, input: f(input), firstImage: first, images: images, col: col)
+            let gradOut = staging.reserve(s.outChannels * cols)
+            nchwToChannelMajor(f(gradOutput) + first * s.outChannels * spatial, channels: s.outChannels,
+                               images: images, spatial: spatial, out: gradOut)
+            // dW[Cout][Cin*k*k] (+)= gradOut[Cout][cols] x col^T[cols][Cin*k*k]
+            let beta: Float = (accumulate || first > 0) ? 1 : 0
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(s.outChannels), Int32(s.patchSize),
+                        Int32(cols), 1, gradOut, Int32(cols), col, Int32(cols), beta,
+                        f(gradWeight), Int32(s.patchSize))
+            first += images
+        }
+        if let gradBias {
+            biasGradient(gradOutput, outer: s.batch, channels: s.outChannels, inner: spatial,
+                         gradBias: gradBias, accumulate: accumulate)
+        }
+    }
+
+    /// col[(c*k + ky)*k + kx][n*spatial + oy*OW + ox] = x[first+n][c][oy*s-p+ky][ox*s-p+kx] (0 outside).
+    private func im2col(_ s: Conv2DShape, input: UnsafeMutablePointer<Float>, firstImage: Int, images: Int,
+                        col: UnsafeMutablePointer<Float>) {
+        let oh = s.outHeight, ow = s.outWidth, spatial = oh * ow, cols = images * spatial
+        let k = s.kernel, stride = s.stride, pad = s.padding, h = s.height, w = s.width
+        let x = UnsafeSendable(input + firstImage * s.inChannels * h * w), out = UnsafeSendable(col)
+        let imageSize = s.inChannels * h * w
+        parallelChunks(s.patchSize, grain: max(1, 8192 / max(cols, 1))) { rows in
+            for row in rows {
+                let c = row / (k * k), ky = (row / k) % k, kx = row % k
+                let dst = out.value + row * cols
+                for n in 0..<images {
+                    let src = x.value + n * imageSize + c * h * w
+                    for oy in 0..<oh {
+                        let iy = oy * stride - pad + ky
+                        let d = dst + n * spatial + oy * ow
+                        if iy < 0 || iy >= h {
+                            d.update(repeating: 0, count: ow)
+                            continue
+                        }
+                        let srcRow = src + iy * w
+                        if stride == 1 {
+                            for ox in 0..<ow {
+                                let ix = ox - pad + kx
+                                d[ox] = (ix >= 0 && ix < w) ? srcRow[ix] : 0
+                            }
+                        } else {
+                            for ox in 0..<ow {
+                                let ix = ox * stride - pad + kx
+                                d[ox] = (ix >= 0 && ix < w) ? srcRow[ix] : 0
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// The adjoint of im2col: gradInput[first+n][c][iy][ix] (+)= sum of the col entries that read it.
+    private func col2im(_ s: Conv2DShape, col: UnsafeMutablePointer<Float>, firstImage: Int, images: Int,
+                        gradInput: UnsafeMutablePointer<Float>, accumulate: Bool) {
+        let oh = s.outHeight, ow = s.outWidth, spatial = oh * ow, cols = images * spatial
+        let k = s.kernel, stride = s.stride, pad = s.padding, h = s.height, w = s.width
+        let imageSize = s.inChannels * h * w
+        let dx = UnsafeSendable(gradInput + firstImage * imageSize), src = UnsafeSendable(col)
+        // One thread per input channel: no two threads write the same pixel.
+        parallelChunks(s.inChannels, grain: max(1, 8192 / max(k * k * cols, 1))) { channels in
+            for c in channels {
+                if !accumulate {
+                    for n in 0..<images { (dx.value + n * imageSize + c * h * w).update(repeating: 0, count: h * w) }
+                }
+                for ky in 0..<k {
+                    for kx in 0..<k {
+                        let row = src.value + ((c * k + ky) * k + kx) * cols
+                        for n in 0..<images {
+                            let dst = dx.value + n * imageSize + c * h * w
+                            for oy in 0..<oh {
+                                let iy = oy * stride - pad + ky
+                                if iy < 0 || iy >= h { continue }
+                                let r = row + n * spatial + oy * ow, d = dst + iy * w
+                                for ox in 0..<ow {
+                                    let ix = ox * stride - pad + kx
+                                    if ix >= 0 && ix < w { d[ix] += r[ox] }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// [C][images*spatial] -> [images][C][spatial], adding bias[c] when given.
+    private func channelMajorToNCHW(_ src: UnsafeMutablePointer<Float>, channels: Int, images: Int,
+                                    spatial: Int, out: UnsafeMutablePointer<Float>,
+                                    bias: UnsafeMutablePointer<Float>?) {
+        let s = UnsafeSendable(src), o = UnsafeSendable(out), b = UnsafeSendable(bias)
+        parallelChunks(images * channels, grain: max(1, 16_384 / max(spatial, 1))) { rows in
+            for row in rows {
+                let n = row / channels, c = row % channels
+                let from = s.value + c * images * spatial + n * spatial, to = o.value + row * spatial
+                if let bias = b.value {
+                    let v = bias[c]
+                    for i in 0..<spatial { to[i] = from[i] + v }
+                } else {
+                    to.update(from: from, count: spatial)
+                }
+            }
+        }
+    }
+
+    /// [images][C][spatial] -> [C][images*spatial].
+    private func nchwToChannelMajor(_ src: UnsafeMutablePointer<Float>, channels: Int, images: Int,
+                                    spatial: Int, out: UnsafeMutablePointer<Float>) {
+        let s = UnsafeSendable(src), o = UnsafeSendable(out)
+        parallelChunks(images * channels, grain: max(1, 16_384 / max(spatial, 1))) { rows in
+            for row in rows {
+                let n = row / channels, c = row % channels
+                (o.value + c * images * spatial + n * spatial).update(from: s.value + row * spatial, count: spatial)
+            }
+        }
+    }
+
+    // MARK: Pointwise
+
+    /// Runs `body(i)` for i in 0..<count over the cores.
+    @inline(__always)
+    private func pointwise(_ count: Int, _ body: (Int) -> Void) {
+        parallelChunks(count) { range in for i in range { body(i) } }
+    }
+
+    public func activationForward(_ activation: Activation, x: DeviceBuffer, y: DeviceBuffer, count: Int) {
+        let px = UnsafeSendable(f(x)), py = UnsafeSendable(f(y))
+        switch activation {
+        case .leakyReLU(let slope):
+            pointwise(count) { i in let v = px.value[i]; py.value[i] = v > 0 ? v : slope * v }
+        case .swish:
+            pointwise(count) { i in let v = px.value[i]; py.value[i] = v / (1 + Foundation.exp(-v)) }
+        }
+    }
+
+    public func activationBackward(_ activation: Activation, x: DeviceBuffer, gradY: DeviceBuffer,
+                                   gradX: DeviceBuffer, count: Int, accumulate: Bool) {
+        let px = UnsafeSendable(f(x)), pg = UnsafeSendable(f(gradY)), pd = UnsafeSendable(f(gradX))
+        let keep: Float = accumulate ? 1 : 0
+        switch activation {
+        case .leakyReLU(let slope):
+            pointwise(count) { i in
+                let g = pg.value[i] * (px.value[i] > 0 ? 1 : slope)
+                pd.value[i] = accumulate ? keep * pd.value[i] + g : g
+            }
+        case .swish:
+            pointwise(count) { i in
+                let v = px.value[i], sig = 1 / (1 + Foundation.exp(-v))
+                let g = pg.value[i] * (sig + v * sig * (1 - sig))
+                pd.value[i] = accumulate ? pd.value[i] + g : g
+            }
+        }
+    }
+
+    public func axpby(alpha: Float, x: DeviceBuffer, beta: Float, y: DeviceBuffer, count: Int) {
+        let px = UnsafeSendable(f(x)), py = UnsafeSendable(f(y))
+        if beta == 0 {
+            pointwise(count) { i in py.value[i] = alpha * px.value[i] }
+        } else {
+            pointwise(count) { i in py.value[i] = alpha * px.value[i] + beta * py.value[i] }
+        }
+    }
+
+    public func scale(_ x: DeviceBuffer, by alpha: Float, count: Int) {
+        let px = UnsafeSendable(f(x))
+        pointwise(count) { i in px.value[i] *= alpha }
+    }
+
+    public func fill(_ x: DeviceBuffer, value: Float, offset: Int, count: Int) {
+        precondition(offset + count <= x.count)
+        (f(x) + offset).update(repeating: value, count: count)
+    }
+
+    public func clamp(_ x: DeviceBuffer, low: Float, high: Float, count: Int) {
+        let px = UnsafeSendable(f(x))
+        pointwise(count) { i in px.value[i] = Swift.min(Swift.max(px.value[i], low), high) }
+    }
+
+    // MARK: Pooling
+
+    public func globalAveragePoolForward(x: DeviceBuffer, y: DeviceBuffer, rows: Int, spatial: Int) {
+        let px = UnsafeSendable(f(x)), py = UnsafeSendable(f(y))
+        let inverse = 1 / Float(spatial)
+        parallelChunks(rows, grain: max(1, 16_384 / max(spatial, 1))) { range in
+            for r in range {
+                var s: Float = 0
+                let base = px.value + r * spatial
+                for i in 0..<spatial { s += base[i] }
+                py.value[r] = s * inverse
+            }
+        }
+    }
+
+    public func globalAveragePoolBackward(gradY: DeviceBuffer, gradX: DeviceBuffer, rows: Int, spatial: Int,
+                                          accumulate: Bool) {
+        let pg = UnsafeSendable(f(gradY)), pd = UnsafeSendable(f(gradX))
+        let inverse = 1 / Float(spatial)
+        parallelChunks(rows, grain: max(1, 16_384 / max(spatial, 1))) { range in
+            for r in range {
+                let g = pg.value[r] * inverse
+                let base = pd.value + r * spatial
+                if accumulate {
+                    for i in 0..<spatial { base[i] += g }
+                } else {
+                    base.update(repeating: g, count: spatial)
+                }
+            }
+        }
+    }
+
+    // MARK: Energy and loss
+
+    /// log-sum-exp of one row; -inf for a row of -inf, +inf if any entry is +inf, NaN if any is NaN.
+    @inline(__always)
+    static func logSumExp(_ row: UnsafeMutablePointer<Float>, _ cols: Int) -> Float {
+        var m = -Float.infinity
+        for c in 0..<cols { m = Swift.max(m, row[c]) }
+        if m == -.infinity || m == .infinity { return m }
+        if m.isNaN { return .nan }
+        var s: Float = 0
+        for c in 0..<cols { s += Foundation.exp(row[c] - m) }
+        return m + Foundation.log(s)
+    }
+
+    public func logSumExpRows(_ x: DeviceBuffer, rows: Int, cols: Int, out: DeviceBuffer) {
+        let px = UnsafeSendable(f(x)), po = UnsafeSendable(f(out))
+        parallelChunks(rows, grain: max(1, 4096 / max(cols, 1))) { range in
+            for r in range { po.value[r] = Self.logSumExp(px.value + r * cols, cols) }
+        }
+    }
+
+    public func logSumExpBackward(_ x: DeviceBuffer, lse: DeviceBuffer, gradOut: DeviceBuffer, rows: Int,
+                                  cols: Int, gradX: DeviceBuffer, accumulate: Bool) {
+        let px = UnsafeSendable(f(x)), pl = UnsafeSendable(f(lse)), pg = UnsafeSendable(f(gradOut))
+        let pd = UnsafeSendable(f(gradX))
+        parallelChunks(rows, grain: max(1, 4096 / max(cols, 1))) { range in
+            for r in range {
+                let l = pl.value[r], g = pg.value[r]
+                let row = px.value + r * cols, d = pd.value + r * cols
+                for c in 0..<cols {
+                    // A row of -inf has no softmax; its gradient is 0 by convention.
+                    let v = l == -.infinity ? 0 : g * Foundation.exp(row[c] - l)
+                    d[c] = accumulate ? d[c] + v : v
+                }
+            }
+        }
+    }
+
+    public func softmaxCrossEntropyForward(_ logits: DeviceBuffer, labels: DeviceBuffer, rows: Int, cols: Int,
+                                           losses: DeviceBuffer) {
+        let px = UnsafeSendable(f(logits)), py = UnsafeSendable(i32(labels)), po = UnsafeSendable(f(losses))
+        parallelChunks(rows, grain: max(1, 4096 / max(cols, 1))) { range in
+            for r in range {
+                let row = px.value + r * cols
+                let label = Int(py.value[r])
+                precondition(label >= 0 && label < cols, "label \(label) outside 0..<\(cols)")
+                po.value[r] = Self.logSumExp(row, cols) - row[label]
+            }
+        }
+    }
+
+    public func softmaxCrossEntropyBackward(_ logits: DeviceBuffer, labels: DeviceBuffer, rows: Int, cols: Int,
+                                            scale: Float, gradLogits: DeviceBuffer, accumulate: Bool) {
+        let px = UnsafeSendable(f(logits)), py = UnsafeSendable(i32(labels)), pd = UnsafeSendable(f(gradLogits))
+        parallelChunks(rows, grain: max(1, 4096 / max(cols, 1))) { range in
+            for r in range {
+                let row = px.value + r * cols, d = pd.value + r * cols
+                let l = Self.logSumExp(row, cols), label = Int(py.value[r])
+                for c in 0..<cols {
+                    let v = scale * (Foundation.exp(row[c] - l) - (c == label ? 1 : 0))
+                    d[c] = accumulate ? d[c] + v : v
+                }
+            }
+        }
+    }
+
+    // MARK: Sampling and optimisation
+
+    /// Runs `body(block, firstElement)` for every Philox block (4 elements) overlapping 0..<count.
+    @inline(__always)
+    private func philoxBlocks(_ count: Int, _ body: (Int) -> Void) {
+        parallelChunks((count + 3) / 4, grain: 2048) { blocks in for b in blocks { body(b) } }
+    }
+
+    public func sgldUpdate(x: DeviceBuffer, grad: DeviceBuffer, count: Int, stepSize: Float, noiseStd: Float,
+                           seed: UInt64, stream: UInt64, gradClip: Float?, clampRange: ClosedRange<Float>?) {
+        let px = UnsafeSendable(f(x)), pg = UnsafeSendable(f(grad))
+        let clip = gradClip ?? .infinity
+        let low = clampRange?.lowerBound ?? -.infinity, high = clampRange?.upperBound ?? .infinity
+        philoxBlocks(count) { b in
+            let n = Philox.normal4(seed: seed, stream: stream, index: UInt64(b))
+            for lane in 0..<Swift.min(4, count - 4 * b) {
+                let i = 4 * b + lane
+                let g = Swift.min(Swift.max(pg.value[i], -clip), clip)
+                let v = px.value[i] + stepSize * g + noiseStd * Philox.lane(n, lane)
+                px.value[i] = Swift.min(Swift.max(v, low), high)
+            }
+        }
+    }
+
+    public func fillUniform(_ x: DeviceBuffer, count: Int, low: Float, high: Float, seed: UInt64, stream: UInt64) {
+        let px = UnsafeSendable(f(x))
+        philoxBlocks(count) { b in
+            let r = Philox.block(seed: seed, stream: stream, index: UInt64(b))
+            for lane in 0..<Swift.min(4, count - 4 * b) {
+                px.value[4 * b + lane] = low + (high - low) * Philox.uniform01(Philox.lane(r, lane))
+            }
+        }
+    }
+
+    public func addGaussianNoise(_ x: DeviceBuffer, count: Int, std: Float, seed: UInt64, stream: UInt64) {
+        let px = UnsafeSendable(f(x))
+        philoxBlocks(count) { b in
+            let n = Philox.normal4(seed: seed, stream: stream, index: UInt64(b))
+            for lane in 0..<Swift.min(4, count - 4 * b) { px.value[4 * b + lane] += std * Philox.lane(n, lane) }
+        }
+    }
+
+    public func gatherRows(_ source: DeviceBuffer, indices: DeviceBuffer, reinit: DeviceBuffer?, rows: Int,
+                           rowSize: Int, seed: UInt64, stream: UInt64, out: DeviceBuffer) {
+        let ps = UnsafeSendable(f(source)), pi = UnsafeSendable(i32(indices)), po = UnsafeSendable(f(out))
+        let pr = UnsafeSendable(reinit.map { i32($0) })
+        let sourceRows = source.count / max(rowSize, 1)
+        parallelChunks(rows, grain: max(1, 16_384 / max(rowSize, 1))) { range in
+            for r in range {
+                let dst = po.value + r * rowSize
+                if let flags = pr.value, flags[r] != 0 {
+                    // Element j of row r is element r*rowSize+j of the uniform stream.
+                    for j in 0..<rowSize {
+                        dst[j] = 2 * Philox.uniform(seed: seed, stream: stream, element: r * rowSize + j) - 1
+                    }
+                } else {
+                    let index = Int(pi.value[r])
+                    precondition(index >= 0 && index < sourceRows, "row index \(index) outside 0..<\(sourceRows)")
+                    dst.update(from: ps.value + index * rowSize, count: rowSize)
+                }
+            }
+        }
+    }
+
+    public func scatterRows(_ source: DeviceBuffer, indices: DeviceBuffer, rows: Int, rowSize: Int,
+                            destination: DeviceBuffer) {
+        let ps = UnsafeSendable(f(source)), pi = UnsafeSendable(i32(indices)), pd = UnsafeSendable(f(destination))
+        let destinationRows = destination.count / max(rowSize, 1)
+        parallelChunks(rows, grain: max(1, 16_384 / max(rowSize, 1))) { range in
+            for r in range {
+                let index = Int(pi.value[r])
+                if index < 0 { continue }
+                precondition(index < destinationRows, "row index \(index) outside 0..<\(destinationRows)")
+                (pd.value + index * rowSize).update(from: ps.value + r * rowSize, count: rowSize)
+            }
+        }
+    }
+
+    public func adamUpdate(parameters: DeviceBuffer, gradients: DeviceBuffer, firstMoment: DeviceBuffer,
+                           secondMoment: DeviceBuffer, count: Int, hyper: AdamHyperparameters, step: Int) {
+        let p = UnsafeSendable(f(parameters)), g = UnsafeSendable(f(gradients))
+        let m = UnsafeSendable(f(firstMoment)), v = UnsafeSendable(f(secondMoment))
+        let c = AdamCoefficients(hyper, step: step)
+        pointwise(count) { i in
+            let grad = g.value[i] + hyper.weightDecay * p.value[i]
+            let mi = hyper.beta1 * m.value[i] + (1 - hyper.beta1) * grad
+            let vi = hyper.beta2 * v.value[i] + (1 - hyper.beta2) * grad * grad
+            m.value[i] = mi
+            v.value[i] = vi
+            p.value[i] -= c.stepSize * mi / (vi.squareRoot() / c.sqrtBiasCorrection2 + hyper.epsilon)
+        }
+    }
+
+    public func sgdMomentumUpdate(parameters: DeviceBuffer, gradients: DeviceBuffer, momentumBuffer: DeviceBuffer,
+                                  count: Int, learningRate: Float, momentum: Float, weightDecay: Float) {
+        let p = UnsafeSendable(f(parameters)), g = UnsafeSendable(f(gradients)), b = UnsafeSendable(f(momentumBuffer))
+        pointwise(count) { i in
+            let buf = momentum * b.value[i] + g.value[i] + weightDecay * p.value[i]
+            b.value[i] = buf
+            p.value[i] -= learningRate * buf
+        }
+    }
+
+    // MARK: Reductions
+
+    public func sum(_ x: DeviceBuffer, count: Int) throws -> Float {
+        Float(reduce(f(x), count) { Double($0) })
+    }
+
+    public func sumOfSquares(_ x: DeviceBuffer, count: Int) throws -> Float {
+        Float(reduce(f(x), count) { Double($0) * Double($0) })
+    }
+
+    /// Double-precision per-chunk sums, added in chunk order: deterministic for a given core count.
+    private func reduce(_ p: UnsafeMutablePointer<Float>, _ count: Int, _ term: (Float) -> Double) -> Double {
+        let chunks = Swift.max(1, Swift.min(64, count / 4096))
+        var partial = [Double](repeating: 0, count: chunks)
+        partial.withUnsafeMutableBufferPointer { out in
+            let o = UnsafeSendable(out.baseAddress!), px = UnsafeSendable(p)
+            withoutActuallyEscaping(term) { term in
+                let t = UnsafeSendable(term)
+                DispatchQueue.concurrentPerform(iterations: chunks) { c in
+                    let start = count * c / chunks, end = count * (c + 1) / chunks
+                    var s = 0.0
+                    for i in start..<end { s += t.value(px.value[i]) }
+                    o.value[c] = s
+                }
+            }
+        }
+        return partial.reduce(0, +)
+    }
+}
+
+/// Adam's bias-corrected step, computed exactly as PyTorch does (in float64, then rounded).
+struct AdamCoefficients {
+    let stepSize: Float
+    let sqrtBiasCorrection2: Float
+
+    init(_ hyper: AdamHyperparameters, step: Int) {
+        precondition(step >= 1, "Adam steps count from 1")
+        let correction1 = 1 - pow(Double(hyper.beta1), Double(step))
+        let correction2 = 1 - pow(Double(hyper.beta2), Double(step))
+        stepSize = Float(Double(hyper.learningRate) / correction1)
+        sqrtBiasCorrection2 = Float(correction2.squareRoot())
+    }
+}
+
+/// A grow-only host scratch area.
+private final class Scratch {
+    private var pointer: UnsafeMutablePointer<Float>?
+    private var capacity = 0
+
+    deinit { pointer?.deallocate() }
+
+    func reserve(_ count: Int) -> UnsafeMutablePointer<Float> {
+        if count > capacity || pointer == nil {
+            pointer?.deallocate()
+            capacity = Swift.max(count, 1)
+            pointer = UnsafeMutablePointer<Float>.allocate(capacity: capacity)
+        }
+        return pointer!
+    }
+}
