@@ -28,8 +28,9 @@ public final class CPUBackend: Backend {
     private let columns = Scratch()
     private let staging = Scratch()
 
-    /// Image chunk size limit for convolution scratch: at most this many floats per scratch.
-    static let maxScratchFloats = 1 << 24
+    /// Image chunk size limit for convolution scratch: at most this many floats per scratch
+    /// (64 MiB). Settable so tests can exercise the chunked path on small shapes.
+    var maxScratchFloats = 1 << 24
 
     public init() {
         let threads = CPUThreads.count
@@ -144,7 +145,7 @@ public final class CPUBackend: Backend {
     /// Images per chunk so that the column matrix of one chunk stays within the scratch limit.
     private func imagesPerChunk(_ s: Conv2DShape) -> Int {
         let perImage = max(s.patchSize, s.outChannels) * s.outHeight * s.outWidth
-        return max(1, min(s.batch, Self.maxScratchFloats / max(perImage, 1)))
+        return max(1, min(s.batch, maxScratchFloats / max(perImage, 1)))
     }
 
     public func conv2dForward(_ s: Conv2DShape, input: DeviceBuffer, weight: DeviceBuffer,
@@ -431,15 +432,20 @@ public final class CPUBackend: Backend {
 
     public func logSumExpBackward(_ x: DeviceBuffer, lse: DeviceBuffer, gradOut: DeviceBuffer, rows: Int,
                                   cols: Int, gradX: DeviceBuffer, accumulate: Bool) {
-        let px = UnsafeSendable(f(x)), pl = UnsafeSendable(f(lse)), pg = UnsafeSendable(f(gradOut))
-        let pd = UnsafeSendable(f(gradX))
+        _ = lse  // the row statistics are recomputed (see below); `lse` is part of the protocol for GPUs
+        let px = UnsafeSendable(f(x)), pg = UnsafeSendable(f(gradOut)), pd = UnsafeSendable(f(gradX))
         parallelChunks(rows, grain: max(1, 4096 / max(cols, 1))) { range in
             for r in range {
-                let l = pl.value[r], g = pg.value[r]
-                let row = px.value + r * cols, d = pd.value + r * cols
+                let g = pg.value[r], row = px.value + r * cols, d = pd.value + r * cols
+                // softmax = exp(x - max) / sum, recomputed from the row: exp(x - lse) would lose
+                // the low bits of lse when |lse| is large (rows of ±1000).
+                var m = -Float.infinity
+                for c in 0..<cols { m = Swift.max(m, row[c]) }
+                var s: Float = 0
+                if m > -.infinity { for c in 0..<cols { s += Foundation.exp(row[c] - m) } }
                 for c in 0..<cols {
                     // A row of -inf has no softmax; its gradient is 0 by convention.
-                    let v = l == -.infinity ? 0 : g * Foundation.exp(row[c] - l)
+                    let v = m == -.infinity ? 0 : g * (Foundation.exp(row[c] - m) / s)
                     d[c] = accumulate ? d[c] + v : v
                 }
             }

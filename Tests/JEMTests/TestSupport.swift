@@ -1,0 +1,59 @@
+import Foundation
+import XCTest
+@testable import JEM
+
+/// Deterministic test data: element i of Philox stream (seed, stream) mapped to [low, high).
+func randomArray(_ count: Int, seed: UInt64 = 7, stream: UInt64 = 0, low: Float = -1, high: Float = 1) -> [Float] {
+    (0..<count).map { low + (high - low) * Philox.uniform(seed: seed, stream: stream, element: $0) }
+}
+
+func maxAbsDifference(_ a: [Float], _ b: [Float]) -> Float {
+    precondition(a.count == b.count)
+    return zip(a, b).reduce(0) { max($0, abs($1.0 - $1.1)) }
+}
+
+/// max|a-b| / max|b|: the parity measure the issue asks for.
+func maxRelativeError(_ a: [Float], _ b: [Float]) -> Double {
+    let scale = max(Double(b.reduce(0) { max($0, abs($1)) }), 1e-30)
+    return Double(maxAbsDifference(a, b)) / scale
+}
+
+func dot(_ a: [Float], _ b: [Float]) -> Double {
+    zip(a, b).reduce(0.0) { $0 + Double($1.0) * Double($1.1) }
+}
+
+/// Naive 7-loop NCHW convolution, the ground truth for the im2col + GEMM path.
+func naiveConv(_ s: Conv2DShape, input x: [Float], weight w: [Float], bias: [Float]?) -> [Float] {
+    var y = [Float](repeating: 0, count: s.outputCount)
+    let oh = s.outHeight, ow = s.outWidth, k = s.kernel
+    for n in 0..<s.batch {
+        for o in 0..<s.outChannels {
+            for oy in 0..<oh {
+                for ox in 0..<ow {
+                    var acc = Double(bias?[o] ?? 0)
+                    for c in 0..<s.inChannels {
+                        for ky in 0..<k {
+                            for kx in 0..<k {
+                                let iy = oy * s.stride - s.padding + ky, ix = ox * s.stride - s.padding + kx
+                                if iy < 0 || iy >= s.height || ix < 0 || ix >= s.width { continue }
+                                acc += Double(x[((n * s.inChannels + c) * s.height + iy) * s.width + ix])
+                                    * Double(w[((o * s.inChannels + c) * k + ky) * k + kx])
+                            }
+                        }
+                    }
+                    y[((n * s.outChannels + o) * oh + oy) * ow + ox] = Float(acc)
+                }
+            }
+        }
+    }
+    return y
+}
+
+/// The shapes every conv test covers: odd sizes, both kernel sizes, both strides, both paddings.
+let oddConvShapes: [Conv2DShape] = [
+    Conv2DShape(batch: 3, inChannels: 5, height: 7, width: 9, outChannels: 4, kernel: 3, stride: 1, padding: 1),
+    Conv2DShape(batch: 2, inChannels: 3, height: 9, width: 7, outChannels: 6, kernel: 3, stride: 2, padding: 1),
+    Conv2DShape(batch: 3, inChannels: 5, height: 7, width: 9, outChannels: 4, kernel: 1, stride: 1, padding: 0),
+    Conv2DShape(batch: 2, inChannels: 4, height: 9, width: 9, outChannels: 3, kernel: 1, stride: 2, padding: 0),
+    Conv2DShape(batch: 1, inChannels: 2, height: 6, width: 5, outChannels: 3, kernel: 3, stride: 1, padding: 0),
+]
