@@ -29,7 +29,7 @@ let package = Package(
             "JEM", .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         .executableTarget(name: "jem-bench", dependencies: [
-            "JEM", .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            "JEM", "CBLAS", .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ], path: "Benchmarks", exclude: ["README.md"]),
         .testTarget(name: "JEMTests", dependencies: ["JEM", "CLKernels"]),
     ]

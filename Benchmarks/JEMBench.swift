@@ -1,7 +1,106 @@
 import ArgumentParser
+import CBLAS
+import Foundation
 import JEM
 
+/// The benchmark runner: op-level and model-level timings per backend, with the machine's
+/// GEMM ceiling measured in the same run. Speed targets live here, never in tests.
 @main
 struct JEMBench: ParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "jem-bench", abstract: "jem-gpu benchmark runner.")
+    static func main() {
+        OpenBLASSetup.relaunchWithBestKernelsIfNeeded()
+        Self.main(nil)
+    }
+
+    static let configuration = CommandConfiguration(
+        commandName: "jem-bench",
+        abstract: "Time jem-gpu's ops and model steps on each backend and write a table and JSON.",
+        discussion: """
+            Reports median/min/max seconds over repeated runs after warm-up, GFLOP/s (2 FLOP per multiply-add), the fraction of the float32 GEMM ceiling measured in the same run with cblas_sgemm at 2048^3, and the peak resident memory of the process.
+            """)
+
+    @Option(help: ArgumentHelp("Backends to run, comma-separated.", valueName: "cpu,opencl"))
+    var backend: String = "cpu,opencl"
+
+    @Option(help: ArgumentHelp("OpenCL device (index, platform:device or name substring).", valueName: "DEVICE"))
+    var device: String?
+
+    @Option(help: ArgumentHelp("Run only benchmarks whose name contains this text.", valueName: "TEXT"))
+    var filter: String?
+
+    @Flag(help: "Fewer repetitions and only the small shapes (a smoke run).")
+    var quick = false
+
+    @Option(help: ArgumentHelp("Write the results as JSON to this file.", valueName: "FILE"))
+    var json: String?
+
+    @Option(help: "Batch size of the model-level benchmarks.")
+    var batch: Int = 64
+
+    @Option(help: ArgumentHelp("Model of the model-level benchmarks.", valueName: "wrn-D-W"))
+    var model: String = "wrn-10-2"
+
+    func validate() throws {
+        guard batch >= 1 else { throw ValidationError("--batch must be at least 1 (got \(batch))") }
+        guard WideResNetSpec.parse(model) != nil else {
+            throw ValidationError("--model must be wrn-D-W with D = 6n+4, e.g. wrn-10-2 (got '\(model)')")
+        }
+    }
+
+    func run() throws {
+        var results: [BenchResult] = []
+        let ceiling = measureGemmCeiling(quick: quick)
+        print("float32 GEMM ceiling (cblas_sgemm 2048^3, this run): \(String(format: "%.1f", ceiling)) GFLOP/s")
+        for name in backend.split(separator: ",").map({ $0.trimmingCharacters(in: .whitespaces) }) {
+            guard let choice = BackendChoice(rawValue: name), choice != .auto else {
+                throw ValidationError("--backend takes cpu and/or opencl, comma-separated (got '\(name)')")
+            }
+            let engine: any Backend
+            do {
+                engine = try BackendSelection.make(choice, device: device).backend
+            } catch {
+                print("skipping \(name): \(error)")
+                continue
+            }
+            print("\n== \(engine.deviceDescription)")
+            let suite = BenchSuite(backend: engine, quick: quick, filter: filter, ceiling: ceiling,
+                                   batch: batch, model: model)
+            results += try suite.run()
+        }
+        if let json {
+            let document: [String: Any] = [
+                "gemm_ceiling_gflops": ceiling,
+                "peak_rss_bytes": peakResidentBytes(),
+                "results": results.map(\.dictionary),
+            ]
+            let data = try JSONSerialization.data(withJSONObject: document, options: [.prettyPrinted, .sortedKeys])
+            try data.write(to: URL(fileURLWithPath: json), options: .atomic)
+            print("\nwrote \(json)")
+        }
+    }
+}
+
+/// GFLOP/s of cblas_sgemm on 2048x2048x2048 (best of a few runs): the practical ceiling.
+func measureGemmCeiling(quick: Bool) -> Double {
+    let n = quick ? 1024 : 2048
+    let a = [Float](repeating: 0.5, count: n * n), b = [Float](repeating: 0.25, count: n * n)
+    var c = [Float](repeating: 0, count: n * n)
+    var best = Double.infinity
+    for _ in 0..<(quick ? 3 : 6) {
+        let start = DispatchTime.now().uptimeNanoseconds
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(n), Int32(n), Int32(n), 1, a, Int32(n), b,
+                    Int32(n), 0, &c, Int32(n))
+        best = min(best, Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9)
+    }
+    return 2 * pow(Double(n), 3) / best / 1e9
+}
+
+/// Peak resident set size of this process (VmHWM), in bytes.
+func peakResidentBytes() -> Int {
+    guard let status = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8) else { return 0 }
+    for line in status.split(separator: "\n") where line.hasPrefix("VmHWM:") {
+        let kib = line.split(separator: " ").compactMap { Int($0) }.first ?? 0
+        return kib * 1024
+    }
+    return 0
 }

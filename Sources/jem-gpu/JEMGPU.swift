@@ -1,9 +1,59 @@
 import ArgumentParser
+import Foundation
 import JEM
 
 @main
 struct JEMGPU: ParsableCommand {
+    static func main() {
+        OpenBLASSetup.relaunchWithBestKernelsIfNeeded()
+        Self.main(nil)
+    }
+
     static let configuration = CommandConfiguration(
         commandName: "jem-gpu",
-        abstract: "Train and evaluate Joint Energy-based Models on OpenCL GPUs or the CPU.")
+        abstract: "Train and evaluate Joint Energy-based Models on OpenCL GPUs or the CPU.",
+        discussion: """
+            JEM (Grathwohl et al., ICLR 2020) reads a softmax classifier f as an energy model, E(x) = -LogSumExp_y f(x)[y], and trains it with cross-entropy plus a generative term whose negatives come from SGLD chains kept in a replay buffer.
+
+            Every command that computes takes --backend auto|cpu|opencl: auto picks the first OpenCL GPU and falls back to the CPU backend with a one-line notice.
+            """,
+        subcommands: [TrainCommand.self, DevicesCommand.self, SelfTestCommand.self])
+}
+
+/// The global backend convention shared by every computing subcommand.
+struct BackendOptions: ParsableArguments {
+    @Option(name: .long, help: ArgumentHelp(
+        "Compute backend: auto (first OpenCL GPU, else CPU), cpu, or opencl.", valueName: "auto|cpu|opencl"))
+    var backend: BackendChoice = .auto
+
+    @Option(name: .long, help: ArgumentHelp(
+        "OpenCL device: index from `jem-gpu devices`, platform:device, or a name substring (default: first).",
+        valueName: "N|P:D|NAME"))
+    var device: String?
+
+    /// The backend, printing the fallback notice of `--backend auto` on stderr.
+    func makeBackend() throws -> any Backend {
+        let (backend, notice) = try BackendSelection.make(backend, device: device)
+        if let notice { printError(notice) }
+        return backend
+    }
+}
+
+extension BackendChoice: ExpressibleByArgument {}
+
+/// An error whose message is already the one line the user should see.
+struct CommandFailure: Error, CustomStringConvertible {
+    let description: String
+    init(_ message: String) { description = message }
+}
+
+func printError(_ line: String) {
+    var stderr = StandardError()
+    print(line, to: &stderr)
+}
+
+struct StandardError: TextOutputStream {
+    mutating func write(_ string: String) {
+        FileHandle.standardError.write(Data(string.utf8))
+    }
 }

@@ -24,29 +24,7 @@ func dot(_ a: [Float], _ b: [Float]) -> Double {
 
 /// Naive 7-loop NCHW convolution, the ground truth for the im2col + GEMM path.
 func naiveConv(_ s: Conv2DShape, input x: [Float], weight w: [Float], bias: [Float]?) -> [Float] {
-    var y = [Float](repeating: 0, count: s.outputCount)
-    let oh = s.outHeight, ow = s.outWidth, k = s.kernel
-    for n in 0..<s.batch {
-        for o in 0..<s.outChannels {
-            for oy in 0..<oh {
-                for ox in 0..<ow {
-                    var acc = Double(bias?[o] ?? 0)
-                    for c in 0..<s.inChannels {
-                        for ky in 0..<k {
-                            for kx in 0..<k {
-                                let iy = oy * s.stride - s.padding + ky, ix = ox * s.stride - s.padding + kx
-                                if iy < 0 || iy >= s.height || ix < 0 || ix >= s.width { continue }
-                                acc += Double(x[((n * s.inChannels + c) * s.height + iy) * s.width + ix])
-                                    * Double(w[((o * s.inChannels + c) * k + ky) * k + kx])
-                            }
-                        }
-                    }
-                    y[((n * s.outChannels + o) * oh + oy) * ow + ox] = Float(acc)
-                }
-            }
-        }
-    }
-    return y
+    ReferenceChecks.naiveConvolution(s, input: x, weight: w, bias: bias)
 }
 
 /// The shapes every conv test covers: odd sizes, both kernel sizes, both strides, both paddings.

@@ -318,19 +318,13 @@ public final class CPUBackend: Backend {
 
     // MARK: Pointwise
 
-    /// Runs `body(i)` for i in 0..<count over the cores.
-    @inline(__always)
-    private func pointwise(_ count: Int, _ body: (Int) -> Void) {
-        parallelChunks(count) { range in for i in range { body(i) } }
-    }
-
     public func activationForward(_ activation: Activation, x: DeviceBuffer, y: DeviceBuffer, count: Int) {
         let px = UnsafeSendable(f(x)), py = UnsafeSendable(f(y))
         switch activation {
         case .leakyReLU(let slope):
-            pointwise(count) { i in let v = px.value[i]; py.value[i] = v > 0 ? v : slope * v }
+            parallelChunks(count) { r in for i in r { let v = px.value[i]; py.value[i] = v > 0 ? v : slope * v } }
         case .swish:
-            pointwise(count) { i in let v = px.value[i]; py.value[i] = v / (1 + Foundation.exp(-v)) }
+            parallelChunks(count) { r in for i in r { let v = px.value[i]; py.value[i] = v / (1 + Foundation.exp(-v)) } }
         }
     }
 
@@ -340,31 +334,31 @@ public final class CPUBackend: Backend {
         let keep: Float = accumulate ? 1 : 0
         switch activation {
         case .leakyReLU(let slope):
-            pointwise(count) { i in
+            parallelChunks(count) { r in for i in r {
                 let g = pg.value[i] * (px.value[i] > 0 ? 1 : slope)
                 pd.value[i] = accumulate ? keep * pd.value[i] + g : g
-            }
+            } }
         case .swish:
-            pointwise(count) { i in
+            parallelChunks(count) { r in for i in r {
                 let v = px.value[i], sig = 1 / (1 + Foundation.exp(-v))
                 let g = pg.value[i] * (sig + v * sig * (1 - sig))
                 pd.value[i] = accumulate ? pd.value[i] + g : g
-            }
+            } }
         }
     }
 
     public func axpby(alpha: Float, x: DeviceBuffer, beta: Float, y: DeviceBuffer, count: Int) {
         let px = UnsafeSendable(f(x)), py = UnsafeSendable(f(y))
         if beta == 0 {
-            pointwise(count) { i in py.value[i] = alpha * px.value[i] }
+            parallelChunks(count) { r in for i in r { py.value[i] = alpha * px.value[i] } }
         } else {
-            pointwise(count) { i in py.value[i] = alpha * px.value[i] + beta * py.value[i] }
+            parallelChunks(count) { r in for i in r { py.value[i] = alpha * px.value[i] + beta * py.value[i] } }
         }
     }
 
     public func scale(_ x: DeviceBuffer, by alpha: Float, count: Int) {
         let px = UnsafeSendable(f(x))
-        pointwise(count) { i in px.value[i] *= alpha }
+        parallelChunks(count) { r in for i in r { px.value[i] *= alpha } }
     }
 
     public func fill(_ x: DeviceBuffer, value: Float, offset: Int, count: Int) {
@@ -374,7 +368,7 @@ public final class CPUBackend: Backend {
 
     public func clamp(_ x: DeviceBuffer, low: Float, high: Float, count: Int) {
         let px = UnsafeSendable(f(x))
-        pointwise(count) { i in px.value[i] = Swift.min(Swift.max(px.value[i], low), high) }
+        parallelChunks(count) { r in for i in r { px.value[i] = Swift.min(Swift.max(px.value[i], low), high) } }
     }
 
     // MARK: Pooling
@@ -563,24 +557,24 @@ public final class CPUBackend: Backend {
         let p = UnsafeSendable(f(parameters)), g = UnsafeSendable(f(gradients))
         let m = UnsafeSendable(f(firstMoment)), v = UnsafeSendable(f(secondMoment))
         let c = AdamCoefficients(hyper, step: step)
-        pointwise(count) { i in
+        parallelChunks(count) { r in for i in r {
             let grad = g.value[i] + hyper.weightDecay * p.value[i]
             let mi = hyper.beta1 * m.value[i] + (1 - hyper.beta1) * grad
             let vi = hyper.beta2 * v.value[i] + (1 - hyper.beta2) * grad * grad
             m.value[i] = mi
             v.value[i] = vi
             p.value[i] -= c.stepSize * mi / (vi.squareRoot() / c.sqrtBiasCorrection2 + hyper.epsilon)
-        }
+        } }
     }
 
     public func sgdMomentumUpdate(parameters: DeviceBuffer, gradients: DeviceBuffer, momentumBuffer: DeviceBuffer,
                                   count: Int, learningRate: Float, momentum: Float, weightDecay: Float) {
         let p = UnsafeSendable(f(parameters)), g = UnsafeSendable(f(gradients)), b = UnsafeSendable(f(momentumBuffer))
-        pointwise(count) { i in
+        parallelChunks(count) { r in for i in r {
             let buf = momentum * b.value[i] + g.value[i] + weightDecay * p.value[i]
             b.value[i] = buf
             p.value[i] -= learningRate * buf
-        }
+        } }
     }
 
     // MARK: Reductions

@@ -1,0 +1,181 @@
+import Foundation
+import JEM
+
+/// One measured benchmark.
+struct BenchResult {
+    let backend: String
+    let name: String
+    let seconds: [Double]
+    let flop: Double?      // per run
+    let bytes: Double?     // memory traffic per run, for bandwidth-bound ops
+    let ceiling: Double
+
+    var median: Double { seconds.sorted()[seconds.count / 2] }
+    var gflops: Double? { flop.map { $0 / median / 1e9 } }
+    var gbps: Double? { bytes.map { $0 / median / 1e9 } }
+
+    var dictionary: [String: Any] {
+        var d: [String: Any] = ["backend": backend, "name": name, "median_s": median,
+                                "min_s": seconds.min() ?? 0, "max_s": seconds.max() ?? 0, "runs": seconds.count]
+        if let gflops { d["gflops"] = gflops; d["fraction_of_gemm_ceiling"] = gflops / ceiling }
+        if let gbps { d["gbytes_per_s"] = gbps }
+        return d
+    }
+
+    var line: String {
+        var text = "\(name.padding(toLength: 52, withPad: " ", startingAt: 0)) "
+        text += String(format: "%9.4f s (min %.4f, max %.4f, n=%d)", median, seconds.min() ?? 0, seconds.max() ?? 0,
+                       seconds.count)
+        if let gflops { text += String(format: "  %7.1f GFLOP/s  %3.0f%% of ceiling", gflops, 100 * gflops / ceiling) }
+        if let gbps { text += String(format: "  %6.1f GB/s", gbps) }
+        return text
+    }
+}
+
+struct BenchSuite {
+    let backend: any Backend
+    let quick: Bool
+    let filter: String?
+    let ceiling: Double
+    let batch: Int
+    let model: String
+
+    func run() throws -> [BenchResult] {
+        var results: [BenchResult] = []
+        func record(_ name: String, flop: Double? = nil, bytes: Double? = nil, warmup: Int = 1, runs: Int? = nil,
+                    _ body: () throws -> Void) throws {
+            if let filter, !name.localizedCaseInsensitiveContains(filter) { return }
+            let repetitions = runs ?? (quick ? 3 : 10)
+            for _ in 0..<warmup { try body() }
+            try backend.synchronize()
+            var seconds: [Double] = []
+            for _ in 0..<repetitions {
+                let start = DispatchTime.now().uptimeNanoseconds
+                try body()
+                try backend.synchronize()
+                seconds.append(Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9)
+            }
+            let result = BenchResult(backend: backend.kind.rawValue, name: name, seconds: seconds, flop: flop,
+                                     bytes: bytes, ceiling: ceiling)
+            print(result.line)
+            results.append(result)
+        }
+
+        // GEMM: square and conv-shaped (row-major [M,K] x [K,N]).
+        let gemmShapes = quick ? [(256, 256, 256), (32, 16384, 288)]
+            : [(1024, 1024, 1024), (32, 65536, 288), (64, 16384, 576), (128, 4096, 1152), (288, 65536, 32)]
+        for (m, n, k) in gemmShapes {
+            let a = try random(m * k, 1), b = try random(k * n, 2), c = try backend.makeBuffer(count: m * n)
+            try record("gemm \(m)x\(n)x\(k)", flop: 2 * Double(m * n * k)) {
+                backend.gemm(m: m, n: n, k: k, a: a, b: b, c: c)
+            }
+        }
+
+        // Every distinct conv of the model's forward, forward / backward-data / backward-filter.
+        guard let (depth, widen) = WideResNetSpec.parse(model) else { return results }
+        let spec = WideResNetSpec(depth: depth, widen: widen)
+        let convBatch = quick ? min(batch, 8) : batch
+        for s in convShapes(spec, batch: convBatch) {
+            let x = try random(s.inputCount, 3), w = try random(s.weightCount, 4), b = try random(s.outChannels, 5)
+            let y = try random(s.outputCount, 6), dx = try backend.makeBuffer(count: s.inputCount)
+            let dw = try backend.makeBuffer(count: s.weightCount), db = try backend.makeBuffer(count: s.outChannels)
+            let flop = 2 * Double(s.macs)
+            try record("conv fwd \(s)", flop: flop) {
+                backend.conv2dForward(s, input: x, weight: w, bias: b, output: y)
+            }
+            try record("conv bwd-data \(s)", flop: flop) {
+                backend.conv2dBackwardData(s, gradOutput: y, weight: w, gradInput: dx, accumulate: false)
+            }
+            try record("conv bwd-filter \(s)", flop: flop) {
+                backend.conv2dBackwardFilter(s, input: x, gradOutput: y, gradWeight: dw, gradBias: db, accumulate: false)
+            }
+        }
+
+        // Bandwidth-bound ops.
+        let rows = 4096, cols = quick ? 100 : 1000
+        let logits = try random(rows * cols, 7), lse = try backend.makeBuffer(count: rows)
+        try record("logsumexp \(rows)x\(cols)", bytes: Double(rows * cols * 4)) {
+            backend.logSumExpRows(logits, rows: rows, cols: cols, out: lse)
+        }
+        let count = convBatch * 3 * 32 * 32
+        let sx = try random(count, 8), sg = try random(count, 9)
+        try record("sgld update \(convBatch)x3x32x32", bytes: Double(count * 12)) {
+            backend.sgldUpdate(x: sx, grad: sg, count: count, stepSize: 1, noiseStd: 0.01, seed: 1, stream: 2,
+                               gradClip: nil, clampRange: nil)
+        }
+        let params = quick ? 300_000 : 36_500_000
+        let p = try random(params, 10), g = try random(params, 11)
+        let m1 = try backend.makeBuffer(count: params), m2 = try backend.makeBuffer(count: params)
+        backend.fill(m1, value: 0, offset: 0, count: params)
+        backend.fill(m2, value: 0, offset: 0, count: params)
+        var step = 0
+        try record("adam \(params) params", bytes: Double(params * 20)) {
+            step += 1
+            backend.adamUpdate(parameters: p, gradients: g, firstMoment: m1, secondMoment: m2, count: params,
+                               hyper: AdamHyperparameters(learningRate: 1e-4), step: step)
+        }
+
+        // Model level.
+        let net = try WideResNet(spec: spec, maxBatch: batch, backend: backend)
+        net.initialize(seed: 1)
+        let input = try backend.makeBuffer(count: batch * spec.inputCount)
+        backend.fillUniform(input, count: batch * spec.inputCount, low: -1, high: 1, seed: 1, stream: 1)
+        let forwardFlop = 2 * Double(net.forwardMACsPerImage * batch)
+        let modelRuns = quick ? 3 : 7
+        try record("\(spec.name) forward, batch \(batch)", flop: forwardFlop, runs: modelRuns) {
+            net.forward(input, batch: batch)
+        }
+        let energy = try backend.makeBuffer(count: batch), ones = try backend.makeBuffer(count: batch)
+        backend.fill(ones, value: 1, offset: 0, count: batch)
+        let gradLogits = try backend.makeBuffer(count: batch * spec.classCount)
+        let gradInput = try backend.makeBuffer(count: batch * spec.inputCount)
+        try record("\(spec.name) SGLD step (fwd + d/dx + update), batch \(batch)", flop: 2 * forwardFlop,
+                   runs: modelRuns) {
+            let logits = net.forward(input, batch: batch)
+            backend.logSumExpRows(logits, rows: batch, cols: spec.classCount, out: energy)
+            backend.logSumExpBackward(logits, lse: energy, gradOut: ones, rows: batch, cols: spec.classCount,
+                                      gradX: gradLogits, accumulate: false)
+            net.backward(gradLogits: gradLogits, batch: batch, gradInput: gradInput, mode: .inputOnly)
+            backend.sgldUpdate(x: input, grad: gradInput, count: batch * spec.inputCount, stepSize: 1, noiseStd: 0.01,
+                               seed: 1, stream: 3, gradClip: nil, clampRange: 0...0.5)
+        }
+        try record("\(spec.name) fwd + bwd with parameter gradients, batch \(batch)", flop: 3 * forwardFlop,
+                   runs: modelRuns) {
+            let logits = net.forward(input, batch: batch)
+            backend.logSumExpRows(logits, rows: batch, cols: spec.classCount, out: energy)
+            backend.logSumExpBackward(logits, lse: energy, gradOut: ones, rows: batch, cols: spec.classCount,
+                                      gradX: gradLogits, accumulate: false)
+            net.backward(gradLogits: gradLogits, batch: batch, gradInput: nil, mode: .full)
+        }
+        return results
+    }
+
+    private func random(_ count: Int, _ stream: UInt64) throws -> DeviceBuffer {
+        let buffer = try backend.makeBuffer(count: count)
+        backend.fillUniform(buffer, count: count, low: -1, high: 1, seed: 99, stream: stream)
+        return buffer
+    }
+
+    /// The distinct convolutions of a WRN forward at 32x32.
+    private func convShapes(_ spec: WideResNetSpec, batch: Int) -> [Conv2DShape] {
+        var shapes = [Conv2DShape(batch: batch, inChannels: spec.inputChannels, height: 32, width: 32, outChannels: 16,
+                                  kernel: 3, stride: 1, padding: 1)]
+        var channels = 16, size = 32
+        for (stage, out) in spec.stageChannels.dropFirst().enumerated() {
+            let stride = stage == 0 ? 1 : 2
+            shapes.append(Conv2DShape(batch: batch, inChannels: channels, height: size, width: size, outChannels: out,
+                                      kernel: 3, stride: 1, padding: 1))
+            shapes.append(Conv2DShape(batch: batch, inChannels: out, height: size, width: size, outChannels: out,
+                                      kernel: 3, stride: stride, padding: 1))
+            shapes.append(Conv2DShape(batch: batch, inChannels: channels, height: size, width: size, outChannels: out,
+                                      kernel: 1, stride: stride, padding: 0))
+            size /= stride
+            if spec.blocksPerStage > 1 {
+                shapes.append(Conv2DShape(batch: batch, inChannels: out, height: size, width: size, outChannels: out,
+                                          kernel: 3, stride: 1, padding: 1))
+            }
+            channels = out
+        }
+        return shapes
+    }
+}

@@ -1,0 +1,52 @@
+# jem-gpu: two commands do everything on a fresh Debian 12 machine with Swift installed.
+#   make demo   train on the built-in dataset, write samples and metrics
+#   make test   run the whole test suite (CPU backend and OpenCL backend on PoCL)
+# Both install missing system packages first (apt-get; needs root or sudo).
+
+SHELL := /bin/bash
+SWIFT ?= swift
+APT_PACKAGES := ocl-icd-opencl-dev opencl-headers libclblast-dev libopenblas-dev pocl-opencl-icd clinfo \
+                zlib1g-dev pkg-config
+RELEASE_FLAGS := -c release
+TEST_FLAGS := -c release -Xswiftc -enable-testing
+BIN := .build/release/jem-gpu
+
+.PHONY: deps build test test-long demo bench clean
+
+deps:
+	@missing=""; for p in $(APT_PACKAGES); do \
+	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "install ok installed" || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	  echo "Installing system packages:$$missing"; \
+	  SUDO=""; [ "$$(id -u)" -ne 0 ] && SUDO=sudo; \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing >/dev/null; \
+	fi
+
+build: deps
+	$(SWIFT) build $(RELEASE_FLAGS) --product jem-gpu
+
+# Release build with testable imports: the numeric tests run 10-50x faster than in debug.
+test: deps
+	$(SWIFT) build $(TEST_FLAGS) --build-tests
+	$(SWIFT) test $(TEST_FLAGS) --skip-build
+
+# The long variants (fuzzing loops, kill tests) of the reliability suite.
+test-long: deps
+	JEM_TEST_LONG=1 $(SWIFT) test $(TEST_FLAGS)
+
+demo: build
+	@if $(BIN) help train >/dev/null 2>&1; then \
+	  $(BIN) train --out runs/demo; \
+	else \
+	  echo "trainer not built yet: 'jem-gpu train' arrives with the trainer issue."; \
+	  echo "Meanwhile: $(BIN) devices && $(BIN) selftest --backend auto"; \
+	  $(BIN) devices || true; $(BIN) selftest --backend auto; \
+	fi
+
+bench: deps
+	$(SWIFT) build $(RELEASE_FLAGS) --product jem-bench
+	.build/release/jem-bench --json bench.json
+
+clean:
+	rm -rf .build

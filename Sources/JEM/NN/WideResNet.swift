@@ -1,0 +1,318 @@
+/// The architecture of the official JEM WideResNet (`wideresnet.py` + `CCF` in `train_wrn_ebm.py`).
+public struct WideResNetSpec: Sendable, Equatable, CustomStringConvertible {
+    /// 6n+4.
+    public var depth: Int
+    public var widen: Int
+    public var inputChannels: Int
+    public var imageHeight: Int
+    public var imageWidth: Int
+    public var classCount: Int
+    public var activation: Activation
+
+    public init(depth: Int, widen: Int, inputChannels: Int = 3, imageHeight: Int = 32, imageWidth: Int = 32,
+                classCount: Int = 10, activation: Activation = .leakyReLU(slope: 0.2)) {
+        self.depth = depth
+        self.widen = widen
+        self.inputChannels = inputChannels
+        self.imageHeight = imageHeight
+        self.imageWidth = imageWidth
+        self.classCount = classCount
+        self.activation = activation
+    }
+
+    /// Parses `wrn-D-W` (e.g. `wrn-28-10`); nil when malformed or when D is not 6n+4.
+    public static func parse(_ name: String) -> (depth: Int, widen: Int)? {
+        let parts = name.lowercased().split(separator: "-")
+        guard parts.count == 3, parts[0] == "wrn", let depth = Int(parts[1]), let widen = Int(parts[2]),
+              depth >= 10, (depth - 4) % 6 == 0, widen >= 1 else { return nil }
+        return (depth, widen)
+    }
+
+    public var blocksPerStage: Int { (depth - 4) / 6 }
+    /// Channels of the stem and the three stages: 16, 16k, 32k, 64k.
+    public var stageChannels: [Int] { [16, 16 * widen, 32 * widen, 64 * widen] }
+    public var featureCount: Int { 64 * widen }
+    public var inputCount: Int { inputChannels * imageHeight * imageWidth }
+    public var name: String { "wrn-\(depth)-\(widen)" }
+    public var description: String {
+        "\(name) (\(activation)), input \(inputChannels)×\(imageHeight)×\(imageWidth), \(classCount) classes"
+    }
+}
+
+/// The official JEM network, pre-activation WideResNet without normalisation, on any backend:
+///
+///     conv1 3x3 (C -> 16) -> 3 stages of n wide_basic blocks (stride 1, 2, 2 on the first block's
+///     second conv) -> act -> global average pool -> class_output Linear(64k -> K) = logits
+///     wide_basic(x) = conv2(act(conv1(act(x)))) + shortcut(x), shortcut = 1x1 conv of the RAW x
+///     when the shape changes, identity otherwise.
+///
+/// f(x) = LogSumExp(logits) is the negative energy. Activations for up to `maxBatch` images are
+/// allocated once; forward keeps what backward needs. `backward(.inputOnly)` computes only the
+/// input gradient (the SGLD step); `.full` also accumulates every parameter gradient.
+public final class WideResNet {
+    public let spec: WideResNetSpec
+    public let maxBatch: Int
+    let backend: any Backend
+
+    let stem: Conv2D
+    let blocks: [WideBasicBlock]
+    let classOutput: Linear
+    /// The official CCF's unused heads, kept only so checkpoints keep the official names.
+    let energyOutput: Linear
+    let unusedLinear: Linear
+
+    // Head activations and gradient scratch.
+    let headActivated: DeviceBuffer   // act(out of the last block)
+    let pooled: DeviceBuffer          // [batch][features]
+    let pooledGrad: DeviceBuffer
+    public let logits: DeviceBuffer   // [batch][classes]
+    let gradA: DeviceBuffer, gradB: DeviceBuffer   // ping-pong block-output gradients
+    let stemOutput: DeviceBuffer
+    /// The input of the last forward (the stem's weight gradient needs it).
+    private var lastInput: DeviceBuffer?
+
+    public enum GradientMode { case inputOnly, full }
+
+    public init(spec: WideResNetSpec, maxBatch: Int, backend: any Backend) throws {
+        precondition((spec.depth - 4) % 6 == 0 && spec.depth >= 10, "WRN depth must be 6n+4")
+        self.spec = spec
+        self.maxBatch = maxBatch
+        self.backend = backend
+        let channels = spec.stageChannels
+        stem = try Conv2D(name: "f.conv1", inChannels: spec.inputChannels, outChannels: channels[0], kernel: 3,
+                          stride: 1, padding: 1, backend: backend)
+        var blocks: [WideBasicBlock] = []
+        var inChannels = channels[0], height = spec.imageHeight, width = spec.imageWidth
+        var largest = maxBatch * channels[0] * height * width
+        stemOutput = try backend.makeBuffer(count: largest)
+        for stage in 0..<3 {
+            for index in 0..<spec.blocksPerStage {
+                let stride = (index == 0 && stage > 0) ? 2 : 1
+                let block = try WideBasicBlock(name: "f.layer\(stage + 1).\(index)", inChannels: inChannels,
+                                               outChannels: channels[stage + 1], stride: stride, height: height,
+                                               width: width, maxBatch: maxBatch, activation: spec.activation,
+                                               backend: backend)
+                blocks.append(block)
+                inChannels = channels[stage + 1]
+                height = block.outHeight
+                width = block.outWidth
+                largest = max(largest, maxBatch * inChannels * block.height * block.width)
+            }
+        }
+        self.blocks = blocks
+        let features = spec.featureCount
+        unusedLinear = try Linear(name: "f.linear", inFeatures: features, outFeatures: spec.classCount,
+                                  trainable: false, backend: backend)
+        energyOutput = try Linear(name: "energy_output", inFeatures: features, outFeatures: 1, trainable: false,
+                                  backend: backend)
+        classOutput = try Linear(name: "class_output", inFeatures: features, outFeatures: spec.classCount,
+                                 backend: backend)
+        let finalCount = maxBatch * features * height * width
+        headActivated = try backend.makeBuffer(count: finalCount)
+        pooled = try backend.makeBuffer(count: maxBatch * features)
+        pooledGrad = try backend.makeBuffer(count: maxBatch * features)
+        logits = try backend.makeBuffer(count: maxBatch * spec.classCount)
+        gradA = try backend.makeBuffer(count: largest)
+        gradB = try backend.makeBuffer(count: largest)
+    }
+
+    /// Every tensor in the official state_dict order: f.conv1, f.layer*, f.linear, energy_output,
+    /// class_output.
+    public var parameters: [Parameter] {
+        var list = [stem.weight, stem.bias]
+        for block in blocks { list += block.parameters }
+        list += [unusedLinear.weight, unusedLinear.bias, energyOutput.weight, energyOutput.bias,
+                 classOutput.weight, classOutput.bias]
+        return list
+    }
+
+    public var trainableParameters: [Parameter] { parameters.filter(\.trainable) }
+
+    /// PyTorch-default initialisation from Philox (seed, stream = parameter index).
+    public func initialize(seed: UInt64) {
+        for (index, layer) in allLayers.enumerated() {
+            layer.weight.initializeUniform(fanIn: layer.fanIn, seed: seed, stream: UInt64(2 * index), backend: backend)
+            layer.bias.initializeUniform(fanIn: layer.fanIn, seed: seed, stream: UInt64(2 * index + 1), backend: backend)
+        }
+    }
+
+    private var allLayers: [(weight: Parameter, bias: Parameter, fanIn: Int)] {
+        var list: [(Parameter, Parameter, Int)] = [(stem.weight, stem.bias, stem.fanIn)]
+        for block in blocks {
+            list.append((block.conv1.weight, block.conv1.bias, block.conv1.fanIn))
+            list.append((block.conv2.weight, block.conv2.bias, block.conv2.fanIn))
+            if let s = block.shortcut { list.append((s.weight, s.bias, s.fanIn)) }
+        }
+        for l in [unusedLinear, energyOutput, classOutput] { list.append((l.weight, l.bias, l.inFeatures)) }
+        return list
+    }
+
+    public func zeroGradients() {
+        for p in parameters { backend.fill(p.gradient, value: 0, offset: 0, count: p.count) }
+    }
+
+    /// Runs the network on `input` ([batch][C][H][W]); the logits land in `logits` ([batch][K]).
+    @discardableResult
+    public func forward(_ input: DeviceBuffer, batch: Int) -> DeviceBuffer {
+        precondition(batch <= maxBatch, "batch \(batch) above the network's maxBatch \(maxBatch)")
+        lastInput = input
+        let s = stem.shape(batch: batch, height: spec.imageHeight, width: spec.imageWidth)
+        stem.forward(s, input: input, output: stemOutput, on: backend)
+        var x = stemOutput
+        for block in blocks {
+            block.forward(x, batch: batch, on: backend)
+            x = block.output
+        }
+        let last = blocks[blocks.count - 1]
+        let spatial = last.outHeight * last.outWidth, features = spec.featureCount
+        backend.activationForward(spec.activation, x: x, y: headActivated, count: batch * features * spatial)
+        backend.globalAveragePoolForward(x: headActivated, y: pooled, rows: batch * features, spatial: spatial)
+        classOutput.forward(batch: batch, input: pooled, output: logits, on: backend)
+        return logits
+    }
+
+    /// Backpropagates `gradLogits` ([batch][K]) through the last `forward`. Writes the input
+    /// gradient into `gradInput` when given; in `.full` mode also adds every parameter gradient.
+    public func backward(gradLogits: DeviceBuffer, batch: Int, gradInput: DeviceBuffer?, mode: GradientMode) {
+        let full = mode == .full
+        let last = blocks[blocks.count - 1]
+        let spatial = last.outHeight * last.outWidth, features = spec.featureCount
+        classOutput.backward(batch: batch, input: pooled, gradOutput: gradLogits, gradInput: pooledGrad,
+                             parameters: full, on: backend)
+        // Pool backward straight into the activation's input gradient slot, then through act.
+        backend.globalAveragePoolBackward(gradY: pooledGrad, gradX: gradB, rows: batch * features, spatial: spatial,
+                                          accumulate: false)
+        backend.activationBackward(spec.activation, x: last.output, gradY: gradB, gradX: gradA,
+                                   count: batch * features * spatial, accumulate: false)
+        var gradOut = gradA, gradIn = gradB
+        for (i, block) in blocks.enumerated().reversed() {
+            let input = i == 0 ? stemOutput : blocks[i - 1].output
+            block.backward(input: input, gradOutput: gradOut, gradInput: gradIn, batch: batch, parameters: full,
+                           on: backend)
+            swap(&gradOut, &gradIn)
+        }
+        let s = stem.shape(batch: batch, height: spec.imageHeight, width: spec.imageWidth)
+        if full, let lastInput {
+            backend.conv2dBackwardFilter(s, input: lastInput, gradOutput: gradOut,
+                                         gradWeight: stem.weight.gradient, gradBias: stem.bias.gradient,
+                                         accumulate: true)
+        }
+        if let gradInput {
+            backend.conv2dBackwardData(s, gradOutput: gradOut, weight: stem.weight.value, gradInput: gradInput,
+                                       accumulate: false)
+        }
+    }
+
+    /// Multiply-adds of one forward pass per image (convolutions and the class head), the FLOP
+    /// count convention of shared/bench: 2 FLOP per MAC.
+    public var forwardMACsPerImage: Int {
+        var macs = stem.shape(batch: 1, height: spec.imageHeight, width: spec.imageWidth).macs
+        for block in blocks { macs += block.macsPerImage }
+        return macs + spec.featureCount * spec.classCount
+    }
+}
+
+/// wide_basic: out = conv2(act(conv1(act(x)))) + shortcut(x).
+final class WideBasicBlock {
+    let conv1: Conv2D
+    let conv2: Conv2D
+    let shortcut: Conv2D?
+    let activation: Activation
+    let inChannels: Int, outChannels: Int, stride: Int
+    let height: Int, width: Int          // input resolution (conv1 runs here)
+    let outHeight: Int, outWidth: Int
+
+    // Saved for backward, sized for maxBatch.
+    let activated1: DeviceBuffer   // act(x)
+    let hidden: DeviceBuffer       // conv1(act(x))
+    let activated2: DeviceBuffer   // act(hidden)
+    let output: DeviceBuffer
+    let shortcutOutput: DeviceBuffer?
+    let gradHidden: DeviceBuffer   // scratch: d act(hidden), then d hidden
+    let gradActivated1: DeviceBuffer
+
+    init(name: String, inChannels: Int, outChannels: Int, stride: Int, height: Int, width: Int, maxBatch: Int,
+         activation: Activation, backend: any Backend) throws {
+        self.inChannels = inChannels
+        self.outChannels = outChannels
+        self.stride = stride
+        self.height = height
+        self.width = width
+        self.activation = activation
+        conv1 = try Conv2D(name: name + ".conv1", inChannels: inChannels, outChannels: outChannels, kernel: 3, stride: 1,
+                           padding: 1, backend: backend)
+        conv2 = try Conv2D(name: name + ".conv2", inChannels: outChannels, outChannels: outChannels, kernel: 3,
+                           stride: stride, padding: 1, backend: backend)
+        shortcut = (stride != 1 || inChannels != outChannels)
+            ? try Conv2D(name: name + ".shortcut.0", inChannels: inChannels, outChannels: outChannels, kernel: 1,
+                         stride: stride, padding: 0, backend: backend)
+            : nil
+        let s2 = conv2.shape(batch: 1, height: height, width: width)
+        outHeight = s2.outHeight
+        outWidth = s2.outWidth
+        let inCount = maxBatch * inChannels * height * width
+        let hiddenCount = maxBatch * outChannels * height * width
+        let outCount = maxBatch * outChannels * outHeight * outWidth
+        activated1 = try backend.makeBuffer(count: inCount)
+        hidden = try backend.makeBuffer(count: hiddenCount)
+        activated2 = try backend.makeBuffer(count: hiddenCount)
+        output = try backend.makeBuffer(count: outCount)
+        shortcutOutput = shortcut == nil ? nil : try backend.makeBuffer(count: outCount)
+        gradHidden = try backend.makeBuffer(count: hiddenCount)
+        gradActivated1 = try backend.makeBuffer(count: inCount)
+    }
+
+    var parameters: [Parameter] {
+        var list = [conv1.weight, conv1.bias, conv2.weight, conv2.bias]
+        if let s = shortcut { list += [s.weight, s.bias] }
+        return list
+    }
+
+    var macsPerImage: Int {
+        conv1.shape(batch: 1, height: height, width: width).macs + conv2.shape(batch: 1, height: height, width: width).macs
+            + (shortcut?.shape(batch: 1, height: height, width: width).macs ?? 0)
+    }
+
+    func forward(_ x: DeviceBuffer, batch: Int, on backend: any Backend) {
+        let inCount = batch * inChannels * height * width
+        let outCount = batch * outChannels * outHeight * outWidth
+        backend.activationForward(activation, x: x, y: activated1, count: inCount)
+        conv1.forward(conv1.shape(batch: batch, height: height, width: width), input: activated1, output: hidden,
+                      on: backend)
+        backend.activationForward(activation, x: hidden, y: activated2, count: batch * outChannels * height * width)
+        conv2.forward(conv2.shape(batch: batch, height: height, width: width), input: activated2, output: output,
+                      on: backend)
+        if let shortcut, let shortcutOutput {
+            shortcut.forward(shortcut.shape(batch: batch, height: height, width: width), input: x,
+                             output: shortcutOutput, on: backend)
+            backend.axpby(alpha: 1, x: shortcutOutput, beta: 1, y: output, count: outCount)
+        } else {
+            backend.axpby(alpha: 1, x: x, beta: 1, y: output, count: outCount)
+        }
+    }
+
+    /// gradInput = d out / d x ^T gradOutput (overwritten); parameter gradients accumulate.
+    func backward(input x: DeviceBuffer, gradOutput: DeviceBuffer, gradInput: DeviceBuffer, batch: Int,
+                  parameters: Bool, on backend: any Backend) {
+        let inCount = batch * inChannels * height * width
+        let hiddenCount = batch * outChannels * height * width
+        // Shortcut path first: it initialises gradInput.
+        if let shortcut {
+            shortcut.backward(shortcut.shape(batch: batch, height: height, width: width), input: x,
+                              gradOutput: gradOutput, gradInput: gradInput, accumulateInput: false,
+                              parameters: parameters, on: backend)
+        } else {
+            backend.copy(gradOutput, to: gradInput, count: inCount)
+        }
+        conv2.backward(conv2.shape(batch: batch, height: height, width: width), input: activated2,
+                       gradOutput: gradOutput, gradInput: gradHidden, accumulateInput: false, parameters: parameters,
+                       on: backend)
+        backend.activationBackward(activation, x: hidden, gradY: gradHidden, gradX: gradHidden, count: hiddenCount,
+                                   accumulate: false)
+        conv1.backward(conv1.shape(batch: batch, height: height, width: width), input: activated1,
+                       gradOutput: gradHidden, gradInput: gradActivated1, accumulateInput: false,
+                       parameters: parameters, on: backend)
+        backend.activationBackward(activation, x: x, gradY: gradActivated1, gradX: gradInput, count: inCount,
+                                   accumulate: true)
+    }
+}

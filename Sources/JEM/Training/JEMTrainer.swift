@@ -1,0 +1,218 @@
+import Foundation
+
+/// The real images of one iteration: a batch for p(x) and a labelled batch for p(y|x), drawn
+/// from separate shuffled streams as in the official code. NCHW floats in [-1, 1].
+public struct TrainingBatch: Sendable {
+    public var px: [Float]
+    public var labeled: [Float]
+    public var labels: [Int32]
+    public init(px: [Float], labeled: [Float], labels: [Int32]) {
+        self.px = px
+        self.labeled = labeled
+        self.labels = labels
+    }
+}
+
+/// Scalars of one iteration, computed on the host from the few values that come back.
+public struct IterationStats: Sendable {
+    public var loss: Double = 0
+    public var crossEntropy: Double = 0
+    public var accuracy: Double = 0
+    /// mean f(x_data) and mean f(x_q), f = LSE(logits) = -E(x).
+    public var fData: Double = 0
+    public var fSample: Double = 0
+    public var pxyTerm: Double = 0
+    public var energyL2: Double = 0
+    public var sampleMin: Double = 0
+    public var sampleMax: Double = 0
+    public var gap: Double { fData - fSample }
+    public var isFinite: Bool { loss.isFinite && fData.isFinite && fSample.isFinite }
+}
+
+/// Algorithm 1 of the JEM paper on any backend:
+///
+///     L = pyx * CE(x_lab, y_lab) + px * (mean f(x_q) - mean f(x_data))
+///         + pxy * (mean f(x_q|y, y) - mean f(x_lab, y))  [jem-xy]  + l2 * (mean f(x_data)^2 + mean f(x_q)^2)
+///
+/// Each real or fake batch goes through its own forward and a full backward right away (the
+/// terms are separable and there is no batch norm), so only one batch of activations is alive.
+public final class JEMTrainer {
+    public let config: TrainingConfig
+    public let net: WideResNet
+    public let backend: any Backend
+    public let optimizer: Optimizer
+    public let buffer: ReplayBuffer?
+    public let sampler: SGLDSampler?
+
+    let realBatch: DeviceBuffer
+    let labelBuffer: DeviceBuffer
+    let energies: DeviceBuffer
+    let rowGrad: DeviceBuffer
+    let gradLogits: DeviceBuffer
+    /// The last p(x) samples, for the sample grids.
+    public private(set) var lastSamples: [Float] = []
+
+    public init(config: TrainingConfig, spec: WideResNetSpec, backend: any Backend) throws {
+        self.config = config
+        self.backend = backend
+        let batch = config.batchSize
+        net = try WideResNet(spec: spec, maxBatch: batch, backend: backend)
+        net.initialize(seed: config.seed)
+        optimizer = try Optimizer(kind: config.optimizer, parameters: net.trainableParameters,
+                                  weightDecay: config.weightDecay, backend: backend)
+        optimizer.momentum = config.momentum
+        if config.usesSampling {
+            buffer = try ReplayBuffer(size: config.bufferSize, rowSize: spec.inputCount, backend: backend,
+                                      seed: config.seed)
+            sampler = try SGLDSampler(net: net, steps: config.sgldSteps, stepSize: config.sgldLR,
+                                      noiseStd: config.sgldStd, gradClip: config.sgldGradClip,
+                                      clampRange: config.sgldClamp.map { -$0...$0 })
+        } else {
+            buffer = nil
+            sampler = nil
+        }
+        realBatch = try backend.makeBuffer(count: batch * spec.inputCount)
+        labelBuffer = try backend.makeBuffer(count: batch, type: .int32)
+        energies = try backend.makeBuffer(count: batch)
+        rowGrad = try backend.makeBuffer(count: batch)
+        gradLogits = try backend.makeBuffer(count: batch * spec.classCount)
+    }
+
+    /// One training iteration: sampling, the loss, its gradients, and the optimizer step.
+    /// `seed` is the run's seed (changed by the divergence guard after a rollback).
+    public func iterate(_ data: TrainingBatch, iteration: Int, learningRate: Float, seed: UInt64) throws
+        -> IterationStats
+    {
+        let b = config.batchSize, k = net.spec.classCount
+        var stats = IterationStats()
+        net.zeroGradients()
+
+        if config.usesPx, let buffer, let sampler {
+            var classes: [Int32]? = nil
+            if config.classConditionalSampling {
+                let random = HostRandom(seed: seed, stream: RandomStream.perIteration(.labeledOrder, iteration: iteration,
+                                                                                      chain: 3))
+                classes = (0..<b).map { Int32(random.integer($0, below: k)) }
+            }
+            let draw = buffer.draw(batch: b, seed: seed, iteration: iteration, chain: 0,
+                                   reinitFrequency: config.reinitFrequency, classes: classes, classCount: k)
+            let samples = try sampler.sample(from: buffer, draw: draw, classes: classes, seed: seed,
+                                             iteration: iteration, chain: 0)
+            lastSamples = try backend.download(samples, offset: 0, count: b * net.spec.inputCount)
+            stats.sampleMin = Double(lastSamples.min() ?? 0)
+            stats.sampleMax = Double(lastSamples.max() ?? 0)
+            try backend.upload(data.px, to: realBatch, offset: 0)
+            // -px * mean f(x_data): d/df_r = -px/B (+ 2 l2 f_r / B).
+            let fData = try energyPass(input: realBatch, weight: -config.pxWeight)
+            let fSample = try energyPass(input: samples, weight: config.pxWeight)
+            stats.fData = mean(fData)
+            stats.fSample = mean(fSample)
+            stats.energyL2 = Double(config.energyL2) * (meanOfSquares(fData) + meanOfSquares(fSample))
+            stats.loss += Double(config.pxWeight) * (stats.fSample - stats.fData) + stats.energyL2
+        }
+
+        if config.usesPyx || config.usesPxy {
+            try backend.upload(data.labeled, to: realBatch, offset: 0)
+            try backend.upload(data.labels, to: labelBuffer, offset: 0)
+            let logits = net.forward(realBatch, batch: b)
+            let host = try backend.download(logits, offset: 0, count: b * k)
+            var ce = 0.0, correct = 0, labelLogit = 0.0
+            for r in 0..<b {
+                let row = host[(r * k)..<((r + 1) * k)], y = Int(data.labels[r])
+                ce += logSumExp(row) - Double(row[row.startIndex + y])
+                labelLogit += Double(row[row.startIndex + y])
+                if row.indices.max(by: { row[$0] < row[$1] }) == row.startIndex + y { correct += 1 }
+            }
+            stats.crossEntropy = ce / Double(b)
+            stats.accuracy = Double(correct) / Double(b)
+            if config.usesPyx {
+                backend.softmaxCrossEntropyBackward(logits, labels: labelBuffer, rows: b, cols: k,
+                                                    scale: config.pyxWeight / Float(b), gradLogits: gradLogits,
+                                                    accumulate: false)
+                stats.loss += Double(config.pyxWeight) * stats.crossEntropy
+            } else {
+                backend.fill(gradLogits, value: 0, offset: 0, count: b * k)
+            }
+            if config.usesPxy {
+                // -pxy * mean logit_y(x_lab): adds -pxy/B * one-hot(y).
+                addOneHot(logits: logits, scale: -config.pxyWeight / Float(b))
+                stats.pxyTerm -= labelLogit / Double(b)
+            }
+            net.backward(gradLogits: gradLogits, batch: b, gradInput: nil, mode: .full)
+        }
+
+        if config.usesPxy, let buffer, let sampler {
+            // Class-conditional chains for the labels of this batch (class-partitioned buffer).
+            let draw = buffer.draw(batch: b, seed: seed, iteration: iteration, chain: 1,
+                                   reinitFrequency: config.reinitFrequency, classes: data.labels, classCount: k)
+            let samples = try sampler.sample(from: buffer, draw: draw, classes: data.labels, seed: seed,
+                                             iteration: iteration, chain: 1)
+            let logits = net.forward(samples, batch: b)
+            let host = try backend.download(logits, offset: 0, count: b * k)
+            var labelLogit = 0.0
+            for r in 0..<b { labelLogit += Double(host[r * k + Int(data.labels[r])]) }
+            backend.fill(gradLogits, value: 0, offset: 0, count: b * k)
+            addOneHot(logits: logits, scale: config.pxyWeight / Float(b))
+            net.backward(gradLogits: gradLogits, batch: b, gradInput: nil, mode: .full)
+            stats.pxyTerm += labelLogit / Double(b)
+            stats.loss += Double(config.pxyWeight) * stats.pxyTerm
+        }
+
+        optimizer.step(learningRate: learningRate)
+        return stats
+    }
+
+    /// Forward + full backward of `weight * mean f(x) + l2 * mean f(x)^2` for one batch; returns f(x).
+    private func energyPass(input: DeviceBuffer, weight: Float) throws -> [Float] {
+        let b = config.batchSize, k = net.spec.classCount
+        let logits = net.forward(input, batch: b)
+        backend.logSumExpRows(logits, rows: b, cols: k, out: energies)
+        // d/df_r = weight/B + 2 l2 f_r / B, computed on the device.
+        backend.fill(rowGrad, value: weight / Float(b), offset: 0, count: b)
+        if config.energyL2 > 0 {
+            backend.axpby(alpha: 2 * config.energyL2 / Float(b), x: energies, beta: 1, y: rowGrad, count: b)
+        }
+        backend.logSumExpBackward(logits, lse: energies, gradOut: rowGrad, rows: b, cols: k, gradX: gradLogits,
+                                  accumulate: false)
+        net.backward(gradLogits: gradLogits, batch: b, gradInput: nil, mode: .full)
+        return try backend.download(energies, offset: 0, count: b)
+    }
+
+    /// gradLogits += scale * one-hot(labels), as softmax - (softmax - one-hot) on the device.
+    private func addOneHot(logits: DeviceBuffer, scale: Float) {
+        let b = config.batchSize, k = net.spec.classCount
+        backend.logSumExpRows(logits, rows: b, cols: k, out: energies)
+        backend.softmaxCrossEntropyBackward(logits, labels: labelBuffer, rows: b, cols: k, scale: -scale,
+                                            gradLogits: gradLogits, accumulate: true)
+        backend.fill(rowGrad, value: scale, offset: 0, count: b)
+        backend.logSumExpBackward(logits, lse: energies, gradOut: rowGrad, rows: b, cols: k, gradX: gradLogits,
+                                  accumulate: true)
+    }
+
+    /// Logits of `images` (NCHW floats, `count` images), computed in batches on the device.
+    public func logits(of images: [Float], count: Int) throws -> [Float] {
+        let inputCount = net.spec.inputCount, k = net.spec.classCount
+        var out = [Float]()
+        out.reserveCapacity(count * k)
+        var start = 0
+        while start < count {
+            let n = min(config.batchSize, count - start)
+            try backend.upload(Array(images[(start * inputCount)..<((start + n) * inputCount)]), to: realBatch, offset: 0)
+            let logits = net.forward(realBatch, batch: n)
+            out += try backend.download(logits, offset: 0, count: n * k)
+            start += n
+        }
+        return out
+    }
+}
+
+func logSumExp(_ row: ArraySlice<Float>) -> Double {
+    let m = Double(row.max() ?? -.infinity)
+    if !m.isFinite { return m }
+    return m + log(row.reduce(0.0) { $0 + exp(Double($1) - m) })
+}
+
+func mean(_ values: [Float]) -> Double { values.reduce(0.0) { $0 + Double($1) } / Double(max(values.count, 1)) }
+func meanOfSquares(_ values: [Float]) -> Double {
+    values.reduce(0.0) { $0 + Double($1) * Double($1) } / Double(max(values.count, 1))
+}

@@ -1,0 +1,57 @@
+/// Named starting points for `jem-gpu train`; explicit flags override them.
+public enum Presets {
+    /// The official CIFAR-10 command of wgrathwohl/JEM's README: wrn-28-10, Adam 1e-4, px 1,
+    /// pyx 1, pxy 0, sigma .03, warmup 1000, 200 epochs with x0.3 at 160/180, batch 64, SGLD 20
+    /// steps of 1.0 with noise .01, buffer 10000, reinit .05, 5000 validation images.
+    public static var paper: TrainingConfig {
+        var c = TrainingConfig()
+        c.model = "wrn-28-10"
+        c.activation = "leaky-relu"
+        c.mode = .jem
+        c.pxWeight = 1
+        c.pyxWeight = 1
+        c.pxyWeight = 0
+        c.learningRate = 1e-4
+        c.optimizer = .adam
+        c.warmupIterations = 1000
+        c.epochs = 200
+        c.decayEpochs = [160, 180]
+        c.decayRate = 0.3
+        c.batchSize = 64
+        c.sgldSteps = 20
+        c.sgldLR = 1
+        c.sgldStd = 0.01
+        c.bufferSize = 10000
+        c.reinitFrequency = 0.05
+        c.validCount = 5000
+        c.augmentation = Augmentation(padding: 4, horizontalFlip: true, noiseStd: 0.03)
+        c.sampleEvery = 100
+        return c
+    }
+
+    /// The default: a small WRN that learns within minutes on 2 CPU cores and stays stable.
+    /// See docs/training-defaults.md for the experiments behind each value.
+    public static var standard: TrainingConfig {
+        var c = TrainingConfig()
+        c.model = "wrn-10-1"
+        c.activation = "leaky-relu"
+        c.mode = .jem
+        c.pxyWeight = 0
+        c.learningRate = 1e-3
+        c.warmupIterations = 100
+        c.epochs = 4
+        c.decayEpochs = [3]
+        c.decayRate = 0.3
+        c.batchSize = 64
+        c.sgldSteps = 10
+        c.sgldLR = 1
+        c.sgldStd = 0.01
+        c.energyL2 = 0.1
+        c.bufferSize = 2000
+        c.reinitFrequency = 0.05
+        c.augmentation = Augmentation(padding: 2, horizontalFlip: false, noiseStd: 0.03)
+        c.sampleEvery = 100
+        c.checkpointEvery = 200
+        return c
+    }
+}

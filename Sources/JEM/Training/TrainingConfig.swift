@@ -1,0 +1,92 @@
+/// Which terms of the JEM objective a run optimises.
+public enum TrainingMode: String, Sendable, Codable, CaseIterable {
+    /// p(y|x) + p(x): the paper's recipe.
+    case jem
+    /// Cross-entropy only: the comparison every JEM result needs.
+    case baseline
+    /// jem plus the p(x, y) term with class-conditional chains.
+    case jemXY = "jem-xy"
+    /// p(x) only.
+    case ebm
+}
+
+/// Every setting of a training run. Written to config.json and into each checkpoint.
+public struct TrainingConfig: Sendable, Codable, Equatable {
+    // Model
+    public var model = "wrn-10-1"
+    public var activation = "leaky-relu"
+    // Objective
+    public var mode = TrainingMode.jem
+    public var pxWeight: Float = 1
+    public var pyxWeight: Float = 1
+    public var pxyWeight: Float = 1
+    public var classConditionalSampling = false
+    public var energyL2: Float = 0
+    // SGLD
+    public var sgldSteps = 20
+    public var sgldLR: Float = 1
+    public var sgldStd: Float = 0.01
+    public var sgldGradClip: Float? = nil
+    public var sgldClamp: Float? = nil
+    public var bufferSize = 10000
+    public var reinitFrequency: Float = 0.05
+    // Optimisation
+    public var optimizer = Optimizer.Kind.adam
+    public var learningRate: Float = 1e-4
+    public var momentum: Float = 0.9
+    public var weightDecay: Float = 0
+    public var warmupIterations = 1000
+    public var decayEpochs = [160, 180]
+    public var decayRate: Float = 0.3
+    public var epochs = 200
+    /// Stop after this many iterations in total (0 = run all epochs).
+    public var maxIterations = 0
+    public var batchSize = 64
+    public var seed: UInt64 = 1
+    // Divergence guard
+    public var guardLossLimit: Float = 1e4
+    public var guardGapLimit: Float = 1e3
+    public var maxRecoveries = 5
+    public var snapshotEvery = 100
+    public var recoveryAction = RecoveryAction.cutLearningRate
+    public var recoveryFactor: Float = 0.5
+    // Data
+    public var data = "builtin"
+    /// Held-out validation images (nil: 5000 for 50k+ training sets, else 10%).
+    public var validCount: Int? = nil
+    /// Semi-supervised: labels kept per class (nil: all).
+    public var labelsPerClass: Int? = nil
+    public var augmentation = Augmentation()
+    // Output
+    public var logEvery = 25
+    public var sampleEvery = 200
+    public var checkpointEvery = 500
+    public var evalEvery = 1
+
+    public enum RecoveryAction: String, Sendable, Codable, CaseIterable {
+        /// Multiply the learning rate by `recoveryFactor`.
+        case cutLearningRate = "cut-lr"
+        /// Add 10 SGLD steps (the author's advice in wgrathwohl/JEM#8).
+        case moreSGLDSteps = "more-sgld-steps"
+    }
+
+    public init() {}
+
+    public var usesPx: Bool { mode != .baseline && pxWeight > 0 }
+    public var usesPyx: Bool { mode != .ebm && pyxWeight > 0 }
+    public var usesPxy: Bool { mode == .jemXY && pxyWeight > 0 }
+    public var usesSampling: Bool { usesPx || usesPxy }
+
+    public var schedule: LearningRateSchedule {
+        LearningRateSchedule(base: learningRate, warmupIterations: warmupIterations, decayEpochs: decayEpochs,
+                             decayRate: decayRate)
+    }
+
+    public var parsedActivation: Activation? {
+        switch activation {
+        case "leaky-relu": return .leakyReLU(slope: 0.2)
+        case "swish": return .swish
+        default: return nil
+        }
+    }
+}

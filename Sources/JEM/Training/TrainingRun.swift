@@ -1,0 +1,287 @@
+import Foundation
+
+/// Set by SIGINT/SIGTERM; the training loop checks it once per iteration.
+nonisolated(unsafe) private var stopSignal: sig_atomic_t = 0
+
+/// A whole training run: data, Algorithm 1 iterations, the divergence guard, evaluation,
+/// sample grids, metrics.jsonl and atomic checkpoints that resume exactly.
+///
+/// Files under `outputDirectory`: config.json, metrics.jsonl, samples/*.png,
+/// checkpoints/last.safetensors (model + training state) and checkpoints/best.safetensors
+/// (model only, best validation accuracy).
+public final class TrainingRun {
+    public let config: TrainingConfig
+    public let spec: WideResNetSpec
+    public let outputDirectory: String
+    public let trainer: JEMTrainer
+    public let data: TrainingData
+    public let valid: ImageSet
+    public let test: ImageSet?
+    public private(set) var state = RunState()
+    let guardian: DivergenceGuard
+    let metrics: MetricsLog
+    let describe: [String: String]
+    /// Messages for the user (one line each); stderr by default.
+    public var report: (String) -> Void = { FileHandle.standardError.write(Data(($0 + "\n").utf8)) }
+    /// Test hook: corrupts the p(x) batch of this iteration with NaN (forced divergence).
+    public var injectNaNAtIteration: Int? = nil
+
+    public var checkpointPath: String { outputDirectory + "/checkpoints/last.safetensors" }
+    public var bestPath: String { outputDirectory + "/checkpoints/best.safetensors" }
+    public var totalIterations: Int {
+        let all = config.epochs * data.iterationsPerEpoch
+        return config.maxIterations > 0 ? min(config.maxIterations, all) : all
+    }
+
+    /// Prepares a run. With `resume`, continues from `outputDirectory`'s last checkpoint.
+    public init(config: TrainingConfig, dataset: Dataset, backend: any Backend, outputDirectory: String,
+                resume: Bool, describe: [String: String] = [:]) throws {
+        guard let (depth, widen) = WideResNetSpec.parse(config.model), let activation = config.parsedActivation else {
+            throw IOError("--model/--activation: unknown \(config.model)/\(config.activation)")
+        }
+        let train = dataset.train
+        spec = WideResNetSpec(depth: depth, widen: widen, inputChannels: train.channels, imageHeight: train.height,
+                              imageWidth: train.width, classCount: dataset.classCount, activation: activation)
+        self.config = config
+        self.outputDirectory = outputDirectory
+        self.describe = describe
+        let split = DataSplit(train, validCount: config.validCount, labelsPerClass: config.labelsPerClass,
+                              classCount: dataset.classCount, seed: config.seed)
+        valid = split.valid
+        test = dataset.test
+        data = TrainingData(images: split.train, labeledIndices: split.labeledIndices, batchSize: config.batchSize,
+                            seed: config.seed, augmentation: config.augmentation)
+        trainer = try JEMTrainer(config: config, spec: spec, backend: backend)
+        guardian = try DivergenceGuard(trainer: trainer, lossLimit: config.guardLossLimit, gapLimit: config.guardGapLimit)
+        state.sgldSteps = config.sgldSteps
+
+        let fm = FileManager.default
+        for folder in [outputDirectory, outputDirectory + "/checkpoints", outputDirectory + "/samples"] {
+            do { try fm.createDirectory(atPath: folder, withIntermediateDirectories: true) } catch {
+                throw IOError("\(folder): cannot create the output folder (\(error.localizedDescription))")
+            }
+        }
+        let checkpointPath = outputDirectory + "/checkpoints/last.safetensors"
+        if resume {
+            guard fm.fileExists(atPath: checkpointPath) else {
+                throw IOError("--resume \(outputDirectory): no checkpoints/last.safetensors to resume from")
+            }
+            let file = try SafetensorsFile(path: checkpointPath)
+            let (savedSpec, savedState, _) = try Checkpoint.describe(file)
+            guard savedSpec == spec, let savedState else {
+                throw IOError("\(checkpointPath): checkpoint is \(savedSpec), the run asks for \(spec)")
+            }
+            try Checkpoint.loadTrainingState(file, into: trainer)
+            state = savedState
+            trainer.optimizer.stepCount = state.optimizerSteps
+            trainer.sampler?.steps = state.sgldSteps
+            metrics = try MetricsLog(path: outputDirectory + "/metrics.jsonl", keepThrough: state.iteration)
+        } else {
+            metrics = try MetricsLog(path: outputDirectory + "/metrics.jsonl")
+        }
+        try writeConfig(backend: backend, dataset: dataset)
+    }
+
+    private func writeConfig(backend: any Backend, dataset: Dataset) throws {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+        var document = try JSONSerialization.jsonObject(with: encoder.encode(config)) as? [String: Any] ?? [:]
+        document["backend"] = backend.kind.rawValue
+        document["device"] = backend.deviceDescription
+        document["model_spec"] = spec.description
+        document["dataset"] = dataset.summary
+        document["train_images"] = data.images.count
+        document["labeled_images"] = data.labeledIndices.count
+        document["valid_images"] = valid.count
+        document["test_images"] = test?.count ?? 0
+        document["iterations_per_epoch"] = data.iterationsPerEpoch
+        document["jem_gpu_version"] = JEMVersion.string
+        for (k, v) in describe { document[k] = v }
+        let json = try JSONSerialization.data(withJSONObject: document, options: [.prettyPrinted, .sortedKeys])
+        try AtomicFile.write(json, to: outputDirectory + "/config.json")
+    }
+
+    /// Runs until the last iteration, a stop signal, or too many divergences. Returns the summary.
+    @discardableResult
+    public func run() throws -> [String: Any] {
+        stopSignal = 0
+        let previousInt = signal(SIGINT) { _ in stopSignal = 1 }
+        let previousTerm = signal(SIGTERM) { _ in stopSignal = 1 }
+        defer {
+            signal(SIGINT, previousInt)
+            signal(SIGTERM, previousTerm)
+        }
+        let total = totalIterations
+        let progress = ProgressReporter(total: total, label: "train", logEvery: config.logEvery,
+                                        startingAt: state.iteration)
+        var stopReason = "finished"
+        var last = IterationStats()
+        var window: [IterationStats] = []
+        guardian.snapshot(state)
+
+        while state.iteration < total {
+            if stopSignal != 0 {
+                stopReason = "stopped by signal"
+                break
+            }
+            let iteration = state.iteration
+            let epoch = iteration / data.iterationsPerEpoch
+            let lr = config.schedule.rate(iteration: iteration, epoch: epoch) * state.learningRateScale
+            var batch = data.batch(iteration: iteration)
+            if injectNaNAtIteration == iteration { batch.px[0] = .nan; batch.labeled[0] = .nan }
+            let stats = try trainer.iterate(batch, iteration: iteration, learningRate: lr,
+                                            seed: state.effectiveSeed(config.seed))
+            try trainer.backend.synchronize()
+
+            if let problem = guardian.problem(stats) {
+                if try !recover(problem: problem, at: iteration, progress: progress) {
+                    stopReason = "diverged \(state.recoveries) times (limit --max-recoveries \(config.maxRecoveries))"
+                    break
+                }
+                continue
+            }
+            state.iteration += 1
+            state.optimizerSteps = trainer.optimizer.stepCount
+            last = stats
+            window.append(stats)
+
+            if state.iteration % config.logEvery == 0 || state.iteration == total {
+                try logIteration(window: window, lr: lr, epoch: epoch, rate: progress.rate(completed: state.iteration))
+                window.removeAll()
+            }
+            progress.update(completed: state.iteration, detail: String(
+                format: "ep %d loss %.3f acc %.3f f(x) %.2f f(xq) %.2f", epoch, stats.loss, stats.accuracy,
+                stats.fData, stats.fSample))
+            if config.sampleEvery > 0, state.iteration % config.sampleEvery == 0, !trainer.lastSamples.isEmpty {
+                try writeSamples(name: String(format: "samples/x_q_%06d.png", state.iteration))
+            }
+            let epochEnd = state.iteration % data.iterationsPerEpoch == 0
+            if epochEnd && (epoch + 1) % max(config.evalEvery, 1) == 0 || state.iteration == total {
+                try evaluate(epoch: epoch, progress: progress)
+            }
+            if config.checkpointEvery > 0 && state.iteration % config.checkpointEvery == 0 || epochEnd {
+                try saveCheckpoint()
+            }
+            if state.iteration % max(config.snapshotEvery, 1) == 0 { guardian.snapshot(state) }
+        }
+        progress.finish()
+        try saveCheckpoint()
+        if !trainer.lastSamples.isEmpty { try writeSamples(name: "samples/x_q_final.png") }
+        let summary: [String: Any] = [
+            "event": "end", "iteration": state.iteration, "reason": stopReason,
+            "best_valid_accuracy": state.bestValidAccuracy, "recoveries": state.recoveries,
+            "last_loss": last.loss,
+        ]
+        try metrics.append(summary)
+        report("\(stopReason) at iteration \(state.iteration); checkpoint \(checkpointPath)")
+        if stopReason.hasPrefix("diverged") {
+            throw TrainingDiverged(message: "training diverged \(state.recoveries) times; stopped at iteration "
+                                   + "\(state.iteration) with the last good model in \(checkpointPath)")
+        }
+        return summary
+    }
+
+    /// Rolls back to the last snapshot, reseeds, and applies the recovery action. False when
+    /// the recovery budget is spent (the last good state is restored either way).
+    private func recover(problem: String, at iteration: Int, progress: ProgressReporter) throws -> Bool {
+        guard var restored = guardian.rollback() else { return false }
+        let recoveries = state.recoveries + 1
+        restored.recoveries = recoveries
+        restored.learningRateScale = state.learningRateScale
+        restored.sgldSteps = state.sgldSteps
+        let exhausted = recoveries > config.maxRecoveries
+        var action = "rolled back to iteration \(restored.iteration)"
+        if !exhausted {
+            switch config.recoveryAction {
+            case .cutLearningRate:
+                restored.learningRateScale *= config.recoveryFactor
+                action += ", reseeded, lr scale now \(restored.learningRateScale)"
+            case .moreSGLDSteps:
+                restored.sgldSteps += 10
+                trainer.sampler?.steps = restored.sgldSteps
+                action += ", reseeded, SGLD steps now \(restored.sgldSteps)"
+            }
+        }
+        state = restored
+        try metrics.append(["event": "divergence", "iteration": iteration, "problem": problem, "action": action,
+                            "recoveries": recoveries])
+        progress.message("divergence at iteration \(iteration): \(problem); \(action)")
+        if exhausted { state.recoveries = recoveries - 1 }
+        return !exhausted
+    }
+
+    private func logIteration(window: [IterationStats], lr: Float, epoch: Int, rate: Double) throws {
+        func avg(_ key: (IterationStats) -> Double) -> Double { window.map(key).reduce(0, +) / Double(window.count) }
+        try metrics.append([
+            "iteration": state.iteration, "epoch": epoch, "lr": Double(lr), "loss": avg(\.loss),
+            "cross_entropy": avg(\.crossEntropy), "train_accuracy": avg(\.accuracy), "f_data": avg(\.fData),
+            "f_sample": avg(\.fSample), "gap": avg(\.gap), "pxy": avg(\.pxyTerm), "energy_l2": avg(\.energyL2),
+            "sample_min": window.last?.sampleMin ?? 0, "sample_max": window.last?.sampleMax ?? 0,
+            "iterations_per_second": rate, "sgld_steps": state.sgldSteps,
+        ])
+    }
+
+    private func evaluate(epoch: Int, progress: ProgressReporter) throws {
+        var record: [String: Any] = ["event": "eval", "iteration": state.iteration, "epoch": epoch]
+        let validResult = try trainer.classify(valid)
+        record["valid_accuracy"] = validResult.accuracy
+        record["valid_nll"] = validResult.nll
+        if let test {
+            let testResult = try trainer.classify(test)
+            record["test_accuracy"] = testResult.accuracy
+            record["test_nll"] = testResult.nll
+        }
+        try metrics.append(record)
+        progress.message(String(format: "epoch %d: valid acc %.4f", epoch, validResult.accuracy)
+                         + ((record["test_accuracy"] as? Double).map { String(format: ", test acc %.4f", $0) } ?? ""))
+        if validResult.accuracy > state.bestValidAccuracy {
+            state.bestValidAccuracy = validResult.accuracy
+            state.bestIteration = state.iteration
+            try Checkpoint.save(trainer, state: state, spec: spec, to: bestPath, includeTrainingState: false)
+        }
+    }
+
+    public func saveCheckpoint() throws {
+        state.optimizerSteps = trainer.optimizer.stepCount
+        try Checkpoint.save(trainer, state: state, spec: spec, to: checkpointPath, includeTrainingState: true)
+    }
+
+    private func writeSamples(name: String) throws {
+        let count = config.batchSize
+        try ImageGrid.write(images: trainer.lastSamples, count: count, channels: spec.inputChannels,
+                            height: spec.imageHeight, width: spec.imageWidth,
+                            columns: Int(Double(count).squareRoot().rounded(.up)), to: outputDirectory + "/" + name)
+    }
+}
+
+/// Training stopped because the divergence guard ran out of recoveries.
+public struct TrainingDiverged: Error, CustomStringConvertible {
+    public let message: String
+    public var description: String { message }
+}
+
+public enum JEMVersion {
+    public static let string = "0.1.0"
+}
+
+extension JEMTrainer {
+    /// Accuracy and mean cross-entropy of the classifier on a labelled set (no test-time noise).
+    public func classify(_ set: ImageSet) throws -> (accuracy: Double, nll: Double) {
+        guard let labels = set.labels, set.count > 0 else { return (0, 0) }
+        let k = net.spec.classCount, size = set.imageSize
+        var correct = 0, nll = 0.0, start = 0
+        var chunk = [Float](repeating: 0, count: config.batchSize * size)
+        while start < set.count {
+            let n = min(config.batchSize, set.count - start)
+            chunk.withUnsafeMutableBufferPointer { set.images(Array(start..<(start + n)), into: $0.baseAddress!) }
+            let logits = try self.logits(of: chunk, count: n)
+            for r in 0..<n {
+                let row = logits[(r * k)..<((r + 1) * k)], y = Int(labels[start + r])
+                nll += logSumExp(row) - Double(row[row.startIndex + y])
+                if row.indices.max(by: { row[$0] < row[$1] }) == row.startIndex + y { correct += 1 }
+            }
+            start += n
+        }
+        return (Double(correct) / Double(set.count), nll / Double(set.count))
+    }
+}

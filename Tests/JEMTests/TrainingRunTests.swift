@@ -1,0 +1,139 @@
+import Foundation
+import XCTest
+@testable import JEM
+
+/// Whole runs on real (built-in) digits, small enough for CI: exact resume, divergence
+/// recovery, and the files a run writes.
+final class TrainingRunTests: XCTestCase {
+    static let dataset = BuiltinDataset.make(trainCount: 300, testCount: 60, seed: 5)
+
+    func smallConfig() -> TrainingConfig {
+        var c = Presets.standard
+        c.batchSize = 16
+        c.sgldSteps = 2
+        c.bufferSize = 64
+        c.epochs = 2
+        c.warmupIterations = 3
+        c.logEvery = 2
+        c.sampleEvery = 4
+        c.checkpointEvery = 3
+        c.snapshotEvery = 2
+        c.seed = 11
+        return c
+    }
+
+    func temporaryDirectory() throws -> String {
+        let path = NSTemporaryDirectory() + "jem-run-\(UUID().uuidString)"
+        try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+        addTeardownBlock { try? FileManager.default.removeItem(atPath: path) }
+        return path
+    }
+
+    func tensors(_ path: String) throws -> [String: [Float]] {
+        let file = try SafetensorsFile(path: path)
+        var out: [String: [Float]] = [:]
+        for e in file.entries where e.dtype == .f32 { out[e.name] = try file.floats(e.name) }
+        return out
+    }
+
+    func quietRun(_ config: TrainingConfig, _ dir: String, resume: Bool = false) throws -> TrainingRun {
+        let run = try TrainingRun(config: config, dataset: Self.dataset, backend: CPUBackend(), outputDirectory: dir,
+                                  resume: resume)
+        run.report = { _ in }
+        return run
+    }
+
+    /// N iterations + stop + resume + M iterations == N+M uninterrupted, to the bit, for the
+    /// weights, the Adam moments and the replay buffer.
+    func testResumeIsBitExact() throws {
+        var config = smallConfig()
+        config.maxIterations = 9
+        let straight = try temporaryDirectory()
+        try quietRun(config, straight).run()
+
+        let interrupted = try temporaryDirectory()
+        var first = config
+        first.maxIterations = 5
+        try quietRun(first, interrupted).run()
+        let resumed = try quietRun(config, interrupted, resume: true)
+        XCTAssertEqual(resumed.state.iteration, 5)
+        try resumed.run()
+
+        let a = try tensors(straight + "/checkpoints/last.safetensors")
+        let b = try tensors(interrupted + "/checkpoints/last.safetensors")
+        XCTAssertEqual(Set(a.keys), Set(b.keys))
+        XCTAssertTrue(a.keys.contains("train.replay_buffer"))
+        XCTAssertTrue(a.keys.contains("train.optimizer.exp_avg.f.conv1.weight"))
+        for (name, values) in a { XCTAssertEqual(values, b[name], "tensor \(name) differs after resume") }
+        // The metrics log of the resumed run has exactly one line per logging step.
+        let lines = try String(contentsOfFile: interrupted + "/metrics.jsonl", encoding: .utf8)
+            .split(separator: "\n").compactMap { try JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }
+        let logged = lines.filter { $0["event"] == nil }.compactMap { $0["iteration"] as? Int }
+        XCTAssertEqual(logged, [2, 4, 5, 6, 8, 9])  // 5: the first run's last step
+    }
+
+    func testRunWritesConfigMetricsSamplesAndCheckpoints() throws {
+        var config = smallConfig()
+        config.maxIterations = 18   // one epoch of (300 - 30) / 16 = 16 iterations, and 2 more
+        let dir = try temporaryDirectory()
+        let run = try quietRun(config, dir)
+        XCTAssertEqual(run.data.iterationsPerEpoch, 16)
+        try run.run()
+        let fm = FileManager.default
+        for file in ["config.json", "metrics.jsonl", "checkpoints/last.safetensors", "checkpoints/best.safetensors",
+                     "samples/x_q_000004.png", "samples/x_q_final.png"] {
+            XCTAssertTrue(fm.fileExists(atPath: dir + "/" + file), file)
+        }
+        let written = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: dir + "/config.json")))
+            as? [String: Any]
+        XCTAssertEqual(written?["backend"] as? String, "cpu")
+        XCTAssertEqual(written?["model"] as? String, "wrn-10-1")
+        let metrics = try String(contentsOfFile: dir + "/metrics.jsonl", encoding: .utf8)
+        XCTAssertTrue(metrics.contains("\"valid_accuracy\""))
+        XCTAssertTrue(metrics.contains("\"test_accuracy\""))
+        XCTAssertTrue(metrics.contains("\"f_sample\""))
+        // best.safetensors is model-only, with the official names.
+        let best = try SafetensorsFile(path: dir + "/checkpoints/best.safetensors")
+        XCTAssertFalse(best.entries.contains { $0.name.hasPrefix("train.") })
+        XCTAssertNotNil(best.entry("class_output.weight"))
+    }
+
+    /// A huge learning rate diverges; the guard rolls back, cuts the lr and the run finishes
+    /// with finite weights.
+    func testForcedDivergenceByHugeLearningRateRecovers() throws {
+        var config = smallConfig()
+        config.learningRate = 5
+        config.warmupIterations = 0
+        config.maxIterations = 12
+        config.guardLossLimit = 50
+        config.guardGapLimit = 50
+        config.maxRecoveries = 20
+        config.recoveryFactor = 0.01
+        let dir = try temporaryDirectory()
+        let run = try quietRun(config, dir)
+        try run.run()
+        XCTAssertGreaterThan(run.state.recoveries, 0)
+        XCTAssertEqual(run.state.iteration, 12)
+        let weights = try tensors(dir + "/checkpoints/last.safetensors")
+        XCTAssertTrue(weights.values.allSatisfy { $0.allSatisfy(\.isFinite) })
+        let metrics = try String(contentsOfFile: dir + "/metrics.jsonl", encoding: .utf8)
+        XCTAssertTrue(metrics.contains("\"divergence\""))
+    }
+
+    /// NaN injected into a batch: the guard catches it; with no recoveries allowed the run stops
+    /// with a clear error and the last good checkpoint, whose weights are finite.
+    func testInjectedNaNStopsCleanlyWithUsableCheckpoint() throws {
+        var config = smallConfig()
+        config.maxIterations = 10
+        config.maxRecoveries = 0
+        let dir = try temporaryDirectory()
+        let run = try quietRun(config, dir)
+        run.injectNaNAtIteration = 6
+        XCTAssertThrowsError(try run.run()) { error in
+            XCTAssertTrue("\(error)".contains("diverged"), "\(error)")
+        }
+        let weights = try tensors(dir + "/checkpoints/last.safetensors")
+        XCTAssertTrue(weights.values.allSatisfy { $0.allSatisfy(\.isFinite) })
+        XCTAssertEqual(run.state.iteration, 6)
+    }
+}
