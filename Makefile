@@ -11,7 +11,7 @@ RELEASE_FLAGS := -c release
 TEST_FLAGS := -c release -Xswiftc -enable-testing
 BIN := .build/release/jem-gpu
 
-.PHONY: deps build test test-long demo bench clean
+.PHONY: deps python-deps build test test-long demo bench clean
 
 deps:
 	@missing=""; for p in $(APT_PACKAGES); do \
@@ -23,11 +23,16 @@ deps:
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing >/dev/null; \
 	fi
 
+# The checkpoint interoperability test loads our files with Python's safetensors + numpy.
+python-deps:
+	@python3 -c "import numpy, safetensors" 2>/dev/null || \
+	  python3 -m pip install -q --disable-pip-version-check numpy safetensors 2>&1 | grep -v "WARNING: Running pip as" || true
+
 build: deps
 	$(SWIFT) build $(RELEASE_FLAGS) --product jem-gpu
 
 # Release build with testable imports: the numeric tests run 10-50x faster than in debug.
-test: deps
+test: deps python-deps
 	$(SWIFT) build $(TEST_FLAGS) --build-tests
 	$(SWIFT) test $(TEST_FLAGS) --skip-build
 

@@ -24,18 +24,14 @@ public final class CPUBackend: Backend {
     public let kind = BackendKind.cpu
     public let deviceDescription: String
 
-    /// im2col / column-gradient scratch, grown on demand and reused (no allocation per op).
-    private let columns = Scratch()
-    private let staging = Scratch()
-
-    /// Image chunk size limit for convolution scratch: at most this many floats per scratch
-    /// (64 MiB). Settable so tests can exercise the chunked path on small shapes.
-    var maxScratchFloats = 1 << 24
+    /// Per-thread convolution scratch (im2col columns, partial weight gradients), grown on
+    /// demand and reused: no allocation per op.
+    private let threadScratch = (0..<CPUThreads.count).map { _ in ConvolutionScratch() }
 
     public init() {
         let threads = CPUThreads.count
-        // OpenBLAS gets every core; pointwise Swift work never runs concurrently with a GEMM.
-        openblas_set_num_threads(Int32(threads))
+        // Parallelism is ours (images over cores); each GEMM runs single-threaded inside it.
+        openblas_set_num_threads(1)
         let core = openblas_get_corename().map { String(cString: $0) } ?? "unknown"
         deviceDescription = "CPU (\(threads) threads, OpenBLAS \(core))"
     }
@@ -103,6 +99,11 @@ public final class CPUBackend: Backend {
                      a: DeviceBuffer, aOffset: Int, lda: Int, b: DeviceBuffer, bOffset: Int, ldb: Int,
                      beta: Float, c: DeviceBuffer, cOffset: Int, ldc: Int, batch: GemmBatch) {
         let pa = f(a), pb = f(b), pc = f(c)
+        // Large standalone GEMMs use every core; the convolutions call OpenBLAS single-threaded
+        // from their own threads, so the default stays 1.
+        let threaded = m * n * k >= 1 << 21 && CPUThreads.count > 1
+        if threaded { openblas_set_num_threads(Int32(CPUThreads.count)) }
+        defer { if threaded { openblas_set_num_threads(1) } }
         for i in 0..<batch.count {
             cblas_sgemm(CblasRowMajor, transposeA ? CblasTrans : CblasNoTrans,
                         transposeB ? CblasTrans : CblasNoTrans, Int32(m), Int32(n), Int32(k), alpha,
@@ -141,71 +142,87 @@ public final class CPUBackend: Backend {
     }
 
     // MARK: Convolution
-
-    /// Images per chunk so that the column matrix of one chunk stays within the scratch limit.
-    private func imagesPerChunk(_ s: Conv2DShape) -> Int {
-        let perImage = max(s.patchSize, s.outChannels) * s.outHeight * s.outWidth
-        return max(1, min(s.batch, maxScratchFloats / max(perImage, 1)))
-    }
+    //
+    // One image at a time, the images split over the cores: each thread lays out its image's
+    // patches (im2col, [C*k*k][OH*OW], small enough to stay in cache), and one single-threaded
+    // cblas_sgemm against the [Cout][C*k*k] weights writes the NCHW output directly. A 1x1,
+    // stride-1 conv needs no im2col: the image already is its column matrix.
 
     public func conv2dForward(_ s: Conv2DShape, input: DeviceBuffer, weight: DeviceBuffer,
                               bias: DeviceBuffer?, output: DeviceBuffer) {
         precondition(input.count >= s.inputCount && output.count >= s.outputCount && weight.count >= s.weightCount)
-        let spatial = s.outHeight * s.outWidth, chunk = imagesPerChunk(s)
-        var first = 0
-        while first < s.batch {
-            let images = min(chunk, s.batch - first), cols = images * spatial
-            let col = columns.reserve(s.patchSize * cols)
-            im2col(s, input: f(input), firstImage: first, images: images, col: col)
-            let product = staging.reserve(s.outChannels * cols)
-            // [Cout][images*spatial] = W[Cout][Cin*k*k] x col[Cin*k*k][images*spatial]
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(s.outChannels), Int32(cols),
-                        Int32(s.patchSize), 1, f(weight), Int32(s.patchSize), col, Int32(cols), 0,
-                        product, Int32(cols))
-            channelMajorToNCHW(product, channels: s.outChannels, images: images, spatial: spatial,
-                               out: f(output) + first * s.outChannels * spatial,
-                               bias: bias.map { f($0) })
-            first += images
+        let spatial = s.outHeight * s.outWidth, imageIn = s.inChannels * s.height * s.width
+        let x = UnsafeSendable(f(input)), w = UnsafeSendable(f(weight)), y = UnsafeSendable(f(output))
+        let b = UnsafeSendable(bias.map { f($0) })
+        let scratch = threadScratch
+        parallelImages(s.batch) { thread, images in
+            for n in images {
+                let image = x.value + n * imageIn, out = y.value + n * s.outChannels * spatial
+                let columns = s.isPointwise ? image : scratch[thread].columns.reserve(s.patchSize * spatial)
+                if !s.isPointwise { Self.im2col(s, image: image, col: columns) }
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(s.outChannels), Int32(spatial),
+                            Int32(s.patchSize), 1, w.value, Int32(s.patchSize), columns, Int32(spatial), 0,
+                            out, Int32(spatial))
+                if let bias = b.value {
+                    for c in 0..<s.outChannels {
+                        let v = bias[c], row = out + c * spatial
+                        for i in 0..<spatial { row[i] += v }
+                    }
+                }
+            }
         }
     }
 
     public func conv2dBackwardData(_ s: Conv2DShape, gradOutput: DeviceBuffer, weight: DeviceBuffer,
                                    gradInput: DeviceBuffer, accumulate: Bool) {
-        let spatial = s.outHeight * s.outWidth, chunk = imagesPerChunk(s)
-        var first = 0
-        while first < s.batch {
-            let images = min(chunk, s.batch - first), cols = images * spatial
-            let gradOut = staging.reserve(s.outChannels * cols)
-            nchwToChannelMajor(f(gradOutput) + first * s.outChannels * spatial, channels: s.outChannels,
-                               images: images, spatial: spatial, out: gradOut)
-            let col = columns.reserve(s.patchSize * cols)
-            // col[Cin*k*k][cols] = W^T x gradOut[Cout][cols]
-            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, Int32(s.patchSize), Int32(cols),
-                        Int32(s.outChannels), 1, f(weight), Int32(s.patchSize), gradOut, Int32(cols), 0,
-                        col, Int32(cols))
-            col2im(s, col: col, firstImage: first, images: images, gradInput: f(gradInput),
-                   accumulate: accumulate)
-            first += images
+        let spatial = s.outHeight * s.outWidth, imageIn = s.inChannels * s.height * s.width
+        let dy = UnsafeSendable(f(gradOutput)), w = UnsafeSendable(f(weight)), dx = UnsafeSendable(f(gradInput))
+        let scratch = threadScratch
+        parallelImages(s.batch) { thread, images in
+            for n in images {
+                let g = dy.value + n * s.outChannels * spatial, d = dx.value + n * imageIn
+                if s.isPointwise {
+                    // dx[Cin][HW] (+)= W^T[Cin][Cout] x dy[Cout][HW]
+                    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, Int32(s.inChannels), Int32(spatial),
+                                Int32(s.outChannels), 1, w.value, Int32(s.patchSize), g, Int32(spatial),
+                                accumulate ? 1 : 0, d, Int32(spatial))
+                    continue
+                }
+                let columns = scratch[thread].columns.reserve(s.patchSize * spatial)
+                cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, Int32(s.patchSize), Int32(spatial),
+                            Int32(s.outChannels), 1, w.value, Int32(s.patchSize), g, Int32(spatial), 0,
+                            columns, Int32(spatial))
+                Self.col2im(s, col: columns, image: d, accumulate: accumulate)
+            }
         }
     }
 
     public func conv2dBackwardFilter(_ s: Conv2DShape, input: DeviceBuffer, gradOutput: DeviceBuffer,
                                      gradWeight: DeviceBuffer, gradBias: DeviceBuffer?, accumulate: Bool) {
-        let spatial = s.outHeight * s.outWidth, chunk = imagesPerChunk(s)
-        var first = 0
-        while first < s.batch {
-            let images = min(chunk, s.batch - first), cols = images * spatial
-            let col = columns.reserve(s.patchSize * cols)
-            im2col(s, input: f(input), firstImage: first, images: images, col: col)
-            let gradOut = staging.reserve(s.outChannels * cols)
-            nchwToChannelMajor(f(gradOutput) + first * s.outChannels * spatial, channels: s.outChannels,
-                               images: images, spatial: spatial, out: gradOut)
-            // dW[Cout][Cin*k*k] (+)= gradOut[Cout][cols] x col^T[cols][Cin*k*k]
-            let beta: Float = (accumulate || first > 0) ? 1 : 0
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(s.outChannels), Int32(s.patchSize),
-                        Int32(cols), 1, gradOut, Int32(cols), col, Int32(cols), beta,
-                        f(gradWeight), Int32(s.patchSize))
-            first += images
+        let spatial = s.outHeight * s.outWidth, imageIn = s.inChannels * s.height * s.width
+        let x = UnsafeSendable(f(input)), dy = UnsafeSendable(f(gradOutput))
+        let scratch = threadScratch
+        // Each thread sums its images' weight gradients into its own buffer; the buffers are then
+        // added in thread order (a fixed partition: deterministic for a given core count).
+        let used = parallelImages(s.batch) { thread, images in
+            let partial = scratch[thread].weightGradient.reserve(s.weightCount)
+            var first = true
+            for n in images {
+                let image = x.value + n * imageIn, g = dy.value + n * s.outChannels * spatial
+                let columns = s.isPointwise ? image : scratch[thread].columns.reserve(s.patchSize * spatial)
+                if !s.isPointwise { Self.im2col(s, image: image, col: columns) }
+                // dW[Cout][C*k*k] (+)= dy[Cout][HW] x col^T[HW][C*k*k]
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(s.outChannels), Int32(s.patchSize),
+                            Int32(spatial), 1, g, Int32(spatial), columns, Int32(spatial), first ? 0 : 1,
+                            partial, Int32(s.patchSize))
+                first = false
+            }
+        }
+        let dw = f(gradWeight)
+        if !accumulate { dw.update(repeating: 0, count: s.weightCount) }
+        for t in 0..<used {
+            let partial = threadScratch[t].weightGradient.reserve(s.weightCount)
+            for i in 0..<s.weightCount { dw[i] += partial[i] }
         }
         if let gradBias {
             biasGradient(gradOutput, outer: s.batch, channels: s.outChannels, inner: spatial,
@@ -213,105 +230,77 @@ public final class CPUBackend: Backend {
         }
     }
 
-    /// col[(c*k + ky)*k + kx][n*spatial + oy*OW + ox] = x[first+n][c][oy*s-p+ky][ox*s-p+kx] (0 outside).
-    private func im2col(_ s: Conv2DShape, input: UnsafeMutablePointer<Float>, firstImage: Int, images: Int,
-                        col: UnsafeMutablePointer<Float>) {
-        let oh = s.outHeight, ow = s.outWidth, spatial = oh * ow, cols = images * spatial
-        let k = s.kernel, stride = s.stride, pad = s.padding, h = s.height, w = s.width
-        let x = UnsafeSendable(input + firstImage * s.inChannels * h * w), out = UnsafeSendable(col)
-        let imageSize = s.inChannels * h * w
-        parallelChunks(s.patchSize, grain: max(1, 8192 / max(cols, 1))) { rows in
-            for row in rows {
-                let c = row / (k * k), ky = (row / k) % k, kx = row % k
-                let dst = out.value + row * cols
-                for n in 0..<images {
-                    let src = x.value + n * imageSize + c * h * w
-                    for oy in 0..<oh {
-                        let iy = oy * stride - pad + ky
-                        let d = dst + n * spatial + oy * ow
-                        if iy < 0 || iy >= h {
-                            d.update(repeating: 0, count: ow)
-                            continue
-                        }
-                        let srcRow = src + iy * w
-                        if stride == 1 {
-                            for ox in 0..<ow {
-                                let ix = ox - pad + kx
-                                d[ox] = (ix >= 0 && ix < w) ? srcRow[ix] : 0
-                            }
-                        } else {
-                            for ox in 0..<ow {
-                                let ix = ox * stride - pad + kx
-                                d[ox] = (ix >= 0 && ix < w) ? srcRow[ix] : 0
-                            }
-                        }
-                    }
-                }
+    /// Splits `count` images into one contiguous run per thread (at most the core count) and
+    /// returns how many threads ran. OpenBLAS itself runs single-threaded (see init).
+    @discardableResult
+    private func parallelImages(_ count: Int, _ body: (Int, Range<Int>) -> Void) -> Int {
+        let threads = min(CPUThreads.count, max(count, 1))
+        withoutActuallyEscaping(body) { body in
+            let box = UnsafeSendable(body)
+            DispatchQueue.concurrentPerform(iterations: threads) { t in
+                let start = count * t / threads, end = count * (t + 1) / threads
+                if start < end { box.value(t, start..<end) }
             }
         }
+        return threads
     }
 
-    /// The adjoint of im2col: gradInput[first+n][c][iy][ix] (+)= sum of the col entries that read it.
-    private func col2im(_ s: Conv2DShape, col: UnsafeMutablePointer<Float>, firstImage: Int, images: Int,
-                        gradInput: UnsafeMutablePointer<Float>, accumulate: Bool) {
-        let oh = s.outHeight, ow = s.outWidth, spatial = oh * ow, cols = images * spatial
+    /// col[(c*k + ky)*k + kx][oy*OW + ox] = image[c][oy*s-p+ky][ox*s-p+kx] (0 outside).
+    static func im2col(_ s: Conv2DShape, image: UnsafeMutablePointer<Float>, col: UnsafeMutablePointer<Float>) {
+        let oh = s.outHeight, ow = s.outWidth, spatial = oh * ow
         let k = s.kernel, stride = s.stride, pad = s.padding, h = s.height, w = s.width
-        let imageSize = s.inChannels * h * w
-        let dx = UnsafeSendable(gradInput + firstImage * imageSize), src = UnsafeSendable(col)
-        // One thread per input channel: no two threads write the same pixel.
-        parallelChunks(s.inChannels, grain: max(1, 8192 / max(k * k * cols, 1))) { channels in
-            for c in channels {
-                if !accumulate {
-                    for n in 0..<images { (dx.value + n * imageSize + c * h * w).update(repeating: 0, count: h * w) }
+        for row in 0..<s.patchSize {
+            let c = row / (k * k), ky = (row / k) % k, kx = row % k
+            let src = image + c * h * w, dst = col + row * spatial
+            for oy in 0..<oh {
+                let iy = oy * stride - pad + ky
+                let d = dst + oy * ow
+                if iy < 0 || iy >= h {
+                    d.update(repeating: 0, count: ow)
+                    continue
                 }
-                for ky in 0..<k {
-                    for kx in 0..<k {
-                        let row = src.value + ((c * k + ky) * k + kx) * cols
-                        for n in 0..<images {
-                            let dst = dx.value + n * imageSize + c * h * w
-                            for oy in 0..<oh {
-                                let iy = oy * stride - pad + ky
-                                if iy < 0 || iy >= h { continue }
-                                let r = row + n * spatial + oy * ow, d = dst + iy * w
-                                for ox in 0..<ow {
-                                    let ix = ox * stride - pad + kx
-                                    if ix >= 0 && ix < w { d[ix] += r[ox] }
-                                }
-                            }
-                        }
-                    }
-                }
-            }
-        }
-    }
-
-    /// [C][images*spatial] -> [images][C][spatial], adding bias[c] when given.
-    private func channelMajorToNCHW(_ src: UnsafeMutablePointer<Float>, channels: Int, images: Int,
-                                    spatial: Int, out: UnsafeMutablePointer<Float>,
-                                    bias: UnsafeMutablePointer<Float>?) {
-        let s = UnsafeSendable(src), o = UnsafeSendable(out), b = UnsafeSendable(bias)
-        parallelChunks(images * channels, grain: max(1, 16_384 / max(spatial, 1))) { rows in
-            for row in rows {
-                let n = row / channels, c = row % channels
-                let from = s.value + c * images * spatial + n * spatial, to = o.value + row * spatial
-                if let bias = b.value {
-                    let v = bias[c]
-                    for i in 0..<spatial { to[i] = from[i] + v }
+                let srcRow = src + iy * w
+                if stride == 1 {
+                    // Valid ox: 0 <= ox - pad + kx < w.
+                    let lo = max(0, pad - kx), hi = min(ow, w + pad - kx)
+                    for ox in 0..<min(lo, ow) { d[ox] = 0 }
+                    if hi > lo { (d + lo).update(from: srcRow + (lo - pad + kx), count: hi - lo) }
+                    for ox in max(hi, 0)..<ow { d[ox] = 0 }
                 } else {
-                    to.update(from: from, count: spatial)
+                    for ox in 0..<ow {
+                        let ix = ox * stride - pad + kx
+                        d[ox] = (ix >= 0 && ix < w) ? srcRow[ix] : 0
+                    }
                 }
             }
         }
     }
 
-    /// [images][C][spatial] -> [C][images*spatial].
-    private func nchwToChannelMajor(_ src: UnsafeMutablePointer<Float>, channels: Int, images: Int,
-                                    spatial: Int, out: UnsafeMutablePointer<Float>) {
-        let s = UnsafeSendable(src), o = UnsafeSendable(out)
-        parallelChunks(images * channels, grain: max(1, 16_384 / max(spatial, 1))) { rows in
-            for row in rows {
-                let n = row / channels, c = row % channels
-                (o.value + c * images * spatial + n * spatial).update(from: s.value + row * spatial, count: spatial)
+    /// The adjoint of im2col for one image: image (+)= the sum of the col entries that read each pixel.
+    static func col2im(_ s: Conv2DShape, col: UnsafeMutablePointer<Float>, image: UnsafeMutablePointer<Float>,
+                       accumulate: Bool) {
+        let oh = s.outHeight, ow = s.outWidth, spatial = oh * ow
+        let k = s.kernel, stride = s.stride, pad = s.padding, h = s.height, w = s.width
+        if !accumulate { image.update(repeating: 0, count: s.inChannels * h * w) }
+        for row in 0..<s.patchSize {
+            let c = row / (k * k), ky = (row / k) % k, kx = row % k
+            let src = col + row * spatial, dst = image + c * h * w
+            for oy in 0..<oh {
+                let iy = oy * stride - pad + ky
+                if iy < 0 || iy >= h { continue }
+                let r = src + oy * ow, d = dst + iy * w
+                if stride == 1 {
+                    let lo = max(0, pad - kx), hi = min(ow, w + pad - kx)
+                    if hi > lo {
+                        let base = d + (lo - pad + kx)
+                        for ox in lo..<hi { base[ox - lo] += r[ox] }
+                    }
+                } else {
+                    for ox in 0..<ow {
+                        let ix = ox * stride - pad + kx
+                        if ix >= 0 && ix < w { d[ix] += r[ox] }
+                    }
+                }
             }
         }
     }
@@ -619,6 +608,12 @@ struct AdamCoefficients {
         stepSize = Float(Double(hyper.learningRate) / correction1)
         sqrtBiasCorrection2 = Float(correction2.squareRoot())
     }
+}
+
+/// One thread's convolution scratch.
+private final class ConvolutionScratch: @unchecked Sendable {
+    let columns = Scratch()
+    let weightGradient = Scratch()
 }
 
 /// A grow-only host scratch area.

@@ -1,0 +1,40 @@
+import Foundation
+import XCTest
+@testable import JEM
+
+/// The same JEM run on the CPU backend and on the OpenCL backend (PoCL in CI): identical
+/// weights at start, identical Philox noise, so the loss curves agree to float tolerance.
+final class TrainerParityTests: XCTestCase {
+    func testCPUAndOpenCLGiveTheSameLossCurve() throws {
+        let opencl = try OpenCLBackend(selection: .first)
+        var config = TrainingConfig()
+        config.model = "wrn-10-1"
+        config.batchSize = 8
+        config.sgldSteps = 3
+        config.bufferSize = 32
+        config.learningRate = 1e-3
+        config.warmupIterations = 0
+        config.energyL2 = 0.1
+        let spec = WideResNetSpec(depth: 10, widen: 1, inputChannels: 1, imageHeight: 12, imageWidth: 12, classCount: 4)
+        let cpuTrainer = try JEMTrainer(config: config, spec: spec, backend: CPUBackend())
+        let gpuTrainer = try JEMTrainer(config: config, spec: spec, backend: opencl)
+        var cpuLosses: [Double] = [], gpuLosses: [Double] = []
+        for iteration in 0..<4 {
+            let batch = TrainingBatch(px: randomArray(8 * spec.inputCount, stream: UInt64(10 + iteration)),
+                                      labeled: randomArray(8 * spec.inputCount, stream: UInt64(20 + iteration)),
+                                      labels: (0..<8).map { Int32(($0 + iteration) % 4) })
+            let a = try cpuTrainer.iterate(batch, iteration: iteration, learningRate: 1e-3, seed: 9)
+            let b = try gpuTrainer.iterate(batch, iteration: iteration, learningRate: 1e-3, seed: 9)
+            cpuLosses.append(a.loss)
+            gpuLosses.append(b.loss)
+            XCTAssertEqual(a.crossEntropy, b.crossEntropy, accuracy: 1e-4 * max(1, abs(a.crossEntropy)))
+            XCTAssertEqual(a.fSample, b.fSample, accuracy: 1e-3 * max(1, abs(a.fSample)))
+        }
+        for (a, b) in zip(cpuLosses, gpuLosses) { XCTAssertEqual(a, b, accuracy: 1e-3 * max(1, abs(a))) }
+        // The weights after four Adam steps agree too.
+        for (p, q) in zip(cpuTrainer.net.parameters, gpuTrainer.net.parameters) {
+            let x = try cpuTrainer.backend.download(p.value), y = try opencl.download(q.value)
+            XCTAssertLessThan(maxRelativeError(y, x), 1e-3, p.name)
+        }
+    }
+}
