@@ -38,6 +38,10 @@ struct TrainCommand: ParsableCommand {
     @Option(name: .customLong("pxy-weight"), help: "Weight of the log p(x,y) term (mode jem-xy).") var pxyWeight: Float?
     @Flag(name: .customLong("class-cond-sampling"), help: "Sample p(x) chains class-conditionally (uniform random y).")
     var classConditionalSampling = false
+    @Option(name: .customLong("px-delay"), help: "Iterations trained as a plain classifier before p(x) starts.")
+    var pxDelay: Int?
+    @Option(name: .customLong("px-ramp"), help: "Iterations over which the p(x) weight then ramps up linearly from 0.")
+    var pxRamp: Int?
     @Option(name: .customLong("energy-l2"), help: "L2 penalty on f(x)^2 for real and fake (author's advice: 0.1).")
     var energyL2: Float?
 
@@ -137,6 +141,8 @@ struct TrainCommand: ParsableCommand {
         try nonNegative(pxWeight, "px-weight")
         try nonNegative(pyxWeight, "pyx-weight")
         try nonNegative(pxyWeight, "pxy-weight")
+        try nonNegative(pxDelay, "px-delay")
+        try nonNegative(pxRamp, "px-ramp")
         if let reinitFrequency, !(0...1).contains(reinitFrequency) {
             throw ValidationError("--reinit-freq must be in [0, 1] (got \(reinitFrequency))")
         }
@@ -175,6 +181,8 @@ struct TrainCommand: ParsableCommand {
         if let pyxWeight { c.pyxWeight = pyxWeight }
         if let pxyWeight { c.pxyWeight = pxyWeight }
         if classConditionalSampling { c.classConditionalSampling = true }
+        if let pxDelay { c.pxDelay = pxDelay }
+        if let pxRamp { c.pxRamp = pxRamp }
         if let energyL2 { c.energyL2 = energyL2 }
         if let sgldSteps { c.sgldSteps = sgldSteps }
         if let sgldLR { c.sgldLR = sgldLR }

@@ -129,6 +129,16 @@ final class TrainerTests: XCTestCase {
         for (r, y) in labels.enumerated() { XCTAssertEqual(Int(d.indices[r]) / 10, Int(y)) }
     }
 
+    func testPxWeightDelayAndRamp() {
+        var c = TrainingConfig()
+        c.pxWeight = 2
+        c.pxDelay = 10
+        c.pxRamp = 4
+        XCTAssertEqual((0...15).map { c.pxWeight(at: $0) }, [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0.5, 1, 1.5, 2, 2, 2])
+        c.mode = .baseline
+        XCTAssertEqual(c.pxWeight(at: 20), 0)
+    }
+
     func testLearningRateScheduleMatchesOfficial() {
         let s = LearningRateSchedule(base: 1e-4, warmupIterations: 1000, decayEpochs: [160, 180], decayRate: 0.3)
         XCTAssertEqual(s.rate(iteration: 0, epoch: 0), 0)

@@ -19,6 +19,8 @@ final class TrainingRunTests: XCTestCase {
         c.checkpointEvery = 3
         c.snapshotEvery = 2
         c.seed = 11
+        c.pxDelay = 0   // exercise the p(x) term from the first iteration
+        c.pxRamp = 0
         return c
     }
 

@@ -31,9 +31,10 @@ public struct IterationStats: Sendable {
 
 /// Algorithm 1 of the JEM paper on any backend:
 ///
-///     L = pyx * CE(x_lab, y_lab) + px * (mean f(x_q) - mean f(x_data))
+///     L = pyx * CE(x_lab, y_lab) + px(t) * (mean f(x_q) - mean f(x_data))
 ///         + pxy * (mean f(x_q|y, y) - mean f(x_lab, y))  [jem-xy]  + l2 * (mean f(x_data)^2 + mean f(x_q)^2)
 ///
+/// px(t) is `pxWeight`, or 0 then a linear ramp with `--px-delay`/`--px-ramp`.
 /// Each real or fake batch goes through its own forward and a full backward right away (the
 /// terms are separable and there is no batch norm), so only one batch of activations is alive.
 public final class JEMTrainer {
@@ -87,7 +88,8 @@ public final class JEMTrainer {
         var stats = IterationStats()
         net.zeroGradients()
 
-        if config.usesPx, let buffer, let sampler {
+        let pxWeight = config.pxWeight(at: iteration)
+        if pxWeight > 0, let buffer, let sampler {
             var classes: [Int32]? = nil
             if config.classConditionalSampling {
                 let random = HostRandom(seed: seed, stream: RandomStream.perIteration(.labeledOrder, iteration: iteration,
@@ -103,12 +105,14 @@ public final class JEMTrainer {
             stats.sampleMax = Double(lastSamples.max() ?? 0)
             try backend.upload(data.px, to: realBatch, offset: 0)
             // -px * mean f(x_data): d/df_r = -px/B (+ 2 l2 f_r / B).
-            let fData = try energyPass(input: realBatch, weight: -config.pxWeight)
-            let fSample = try energyPass(input: samples, weight: config.pxWeight)
+            // The energy penalty regularises the p(x) term, so it ramps with it.
+            let l2 = config.energyL2 * pxWeight / config.pxWeight
+            let fData = try energyPass(input: realBatch, weight: -pxWeight, l2: l2)
+            let fSample = try energyPass(input: samples, weight: pxWeight, l2: l2)
             stats.fData = mean(fData)
             stats.fSample = mean(fSample)
-            stats.energyL2 = Double(config.energyL2) * (meanOfSquares(fData) + meanOfSquares(fSample))
-            stats.loss += Double(config.pxWeight) * (stats.fSample - stats.fData) + stats.energyL2
+            stats.energyL2 = Double(l2) * (meanOfSquares(fData) + meanOfSquares(fSample))
+            stats.loss += Double(pxWeight) * (stats.fSample - stats.fData) + stats.energyL2
         }
 
         if config.usesPyx || config.usesPxy {
@@ -163,14 +167,14 @@ public final class JEMTrainer {
     }
 
     /// Forward + full backward of `weight * mean f(x) + l2 * mean f(x)^2` for one batch; returns f(x).
-    private func energyPass(input: DeviceBuffer, weight: Float) throws -> [Float] {
+    private func energyPass(input: DeviceBuffer, weight: Float, l2: Float) throws -> [Float] {
         let b = config.batchSize, k = net.spec.classCount
         let logits = net.forward(input, batch: b)
         backend.logSumExpRows(logits, rows: b, cols: k, out: energies)
         // d/df_r = weight/B + 2 l2 f_r / B, computed on the device.
         backend.fill(rowGrad, value: weight / Float(b), offset: 0, count: b)
-        if config.energyL2 > 0 {
-            backend.axpby(alpha: 2 * config.energyL2 / Float(b), x: energies, beta: 1, y: rowGrad, count: b)
+        if l2 > 0 {
+            backend.axpby(alpha: 2 * l2 / Float(b), x: energies, beta: 1, y: rowGrad, count: b)
         }
         backend.logSumExpBackward(logits, lse: energies, gradOut: rowGrad, rows: b, cols: k, gradX: gradLogits,
                                   accumulate: false)

@@ -29,21 +29,26 @@ public enum Presets {
         return c
     }
 
-    /// The default: a small WRN that learns within minutes on 2 CPU cores and stays stable.
-    /// See docs/training-defaults.md for the experiments behind each value.
+    /// The default: a small WRN that reaches >= 95% test accuracy on the built-in digits in about
+    /// 4 minutes on 2 CPU cores and stays stable. docs/training-defaults.md has the experiments:
+    /// lr 1e-3 (or the paper's 1e-4) learns too slowly without batch norm, and starting the p(x)
+    /// term at once (even at weight 0.1) keeps accuracy near chance for the first hundreds of
+    /// iterations, so the classifier trains alone for 100 iterations and p(x) ramps in over 100.
     public static var standard: TrainingConfig {
         var c = TrainingConfig()
         c.model = "wrn-10-1"
         c.activation = "leaky-relu"
         c.mode = .jem
         c.pxyWeight = 0
-        c.learningRate = 1e-3
-        c.warmupIterations = 100
-        c.epochs = 4
-        c.decayEpochs = [3]
+        c.pxDelay = 100
+        c.pxRamp = 100
+        c.learningRate = 3e-3
+        c.warmupIterations = 50
+        c.epochs = 3
+        c.decayEpochs = []
         c.decayRate = 0.3
         c.batchSize = 64
-        c.sgldSteps = 10
+        c.sgldSteps = 5
         c.sgldLR = 1
         c.sgldStd = 0.01
         c.energyL2 = 0.1

@@ -21,6 +21,10 @@ public struct TrainingConfig: Sendable, Codable, Equatable {
     public var pyxWeight: Float = 1
     public var pxyWeight: Float = 1
     public var classConditionalSampling = false
+    /// Iterations trained as a plain classifier before the p(x) term starts (0: from the start).
+    public var pxDelay = 0
+    /// Iterations over which the p(x) weight then ramps linearly from 0 to `pxWeight`.
+    public var pxRamp = 0
     public var energyL2: Float = 0
     // SGLD
     public var sgldSteps = 20
@@ -73,6 +77,15 @@ public struct TrainingConfig: Sendable, Codable, Equatable {
     public init() {}
 
     public var usesPx: Bool { mode != .baseline && pxWeight > 0 }
+
+    /// The p(x) weight at `iteration`: 0 during the delay, then a linear ramp to `pxWeight`.
+    public func pxWeight(at iteration: Int) -> Float {
+        guard usesPx else { return 0 }
+        let since = iteration - pxDelay
+        if since < 0 { return 0 }
+        if pxRamp <= 0 || since >= pxRamp { return pxWeight }
+        return pxWeight * Float(since + 1) / Float(pxRamp)
+    }
     public var usesPyx: Bool { mode != .ebm && pyxWeight > 0 }
     public var usesPxy: Bool { mode == .jemXY && pxyWeight > 0 }
     public var usesSampling: Bool { usesPx || usesPxy }
