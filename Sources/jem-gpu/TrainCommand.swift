@@ -99,6 +99,9 @@ struct TrainCommand: ParsableCommand {
     @Option(name: .customLong("log-every"), help: "Iterations between metrics.jsonl lines.") var logEvery: Int?
     @Option(name: .customLong("sample-every"), help: "Iterations between sample grids (0: only at the end).")
     var sampleEvery: Int?
+    @Option(name: .customLong("final-sample-steps"),
+            help: "SGLD steps of the class-conditional grid samples/conditional_final.png written at the end (0: none).")
+    var finalSampleSteps: Int?
     @Option(name: .customLong("checkpoint-every"), help: "Iterations between checkpoints (also at every epoch end).")
     var checkpointEvery: Int?
 
@@ -136,6 +139,7 @@ struct TrainCommand: ParsableCommand {
         try positive(logEvery, "log-every")
         try nonNegative(sampleEvery, "sample-every")
         try nonNegative(checkpointEvery, "checkpoint-every")
+        try nonNegative(finalSampleSteps, "final-sample-steps")
         try positive(builtinTrain, "builtin-train")
         try positive(builtinTest, "builtin-test")
         try nonNegative(pxWeight, "px-weight")
@@ -216,6 +220,7 @@ struct TrainCommand: ParsableCommand {
         if let logEvery { c.logEvery = logEvery }
         if let sampleEvery { c.sampleEvery = sampleEvery }
         if let checkpointEvery { c.checkpointEvery = checkpointEvery }
+        if let finalSampleSteps { c.finalSampleSteps = finalSampleSteps }
         return c
     }
 

@@ -19,6 +19,7 @@ final class TrainingRunTests: XCTestCase {
         c.checkpointEvery = 3
         c.snapshotEvery = 2
         c.seed = 11
+        c.finalSampleSteps = 2
         c.pxDelay = 0   // exercise the p(x) term from the first iteration
         c.pxRamp = 0
         return c
@@ -83,7 +84,7 @@ final class TrainingRunTests: XCTestCase {
         try run.run()
         let fm = FileManager.default
         for file in ["config.json", "metrics.jsonl", "checkpoints/last.safetensors", "checkpoints/best.safetensors",
-                     "samples/x_q_000004.png", "samples/x_q_final.png"] {
+                     "samples/x_q_000004.png", "samples/x_q_final.png", "samples/conditional_final.png"] {
             XCTAssertTrue(fm.fileExists(atPath: dir + "/" + file), file)
         }
         let written = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: dir + "/config.json")))

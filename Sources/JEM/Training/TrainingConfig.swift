@@ -64,6 +64,8 @@ public struct TrainingConfig: Sendable, Codable, Equatable {
     // Output
     public var logEvery = 25
     public var sampleEvery = 200
+    /// SGLD steps of the class-conditional sample grid written at the end (0: none).
+    public var finalSampleSteps = 100
     public var checkpointEvery = 500
     public var evalEvery = 1
 

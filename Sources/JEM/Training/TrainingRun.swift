@@ -166,7 +166,13 @@ public final class TrainingRun {
         }
         progress.finish()
         try saveCheckpoint()
-        if !trainer.lastSamples.isEmpty { try writeSamples(name: "samples/x_q_final.png") }
+        if !trainer.lastSamples.isEmpty {
+            try writeSamples(name: "samples/x_q_final.png")
+            // A stopped run exits at once (SIGTERM must not wait for 100 more SGLD steps).
+            if config.finalSampleSteps > 0 && stopReason == "finished" {
+                try writeConditionalSamples(name: "samples/conditional_final.png")
+            }
+        }
         let summary: [String: Any] = [
             "event": "end", "iteration": state.iteration, "reason": stopReason,
             "best_valid_accuracy": state.bestValidAccuracy, "recoveries": state.recoveries,
@@ -244,6 +250,17 @@ public final class TrainingRun {
     public func saveCheckpoint() throws {
         state.optimizerSteps = trainer.optimizer.stepCount
         try Checkpoint.save(trainer, state: state, spec: spec, to: checkpointPath, includeTrainingState: true)
+    }
+
+    /// One row per class: class-conditional SGLD from the buffer's images of that class.
+    private func writeConditionalSamples(name: String) throws {
+        let perClass = min(10, max(1, 100 / spec.classCount))
+        let images = try ConditionalSampling.sample(net: trainer.net, buffer: trainer.buffer, perClass: perClass,
+                                                    steps: config.finalSampleSteps, stepSize: config.sgldLR, noiseStd: config.sgldStd,
+                                                    seed: state.effectiveSeed(config.seed))
+        try ImageGrid.write(images: images, count: spec.classCount * perClass, channels: spec.inputChannels,
+                            height: spec.imageHeight, width: spec.imageWidth, columns: perClass,
+                            to: outputDirectory + "/" + name)
     }
 
     private func writeSamples(name: String) throws {
