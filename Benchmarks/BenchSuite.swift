@@ -9,6 +9,7 @@ struct BenchResult {
     let flop: Double?      // per run
     let bytes: Double?     // memory traffic per run, for bandwidth-bound ops
     let ceiling: Double
+    var extra: [String: Double] = [:]
 
     var median: Double { seconds.sorted()[seconds.count / 2] }
     var gflops: Double? { flop.map { $0 / median / 1e9 } }
@@ -19,6 +20,7 @@ struct BenchResult {
                                 "min_s": seconds.min() ?? 0, "max_s": seconds.max() ?? 0, "runs": seconds.count]
         if let gflops { d["gflops"] = gflops; d["fraction_of_gemm_ceiling"] = gflops / ceiling }
         if let gbps { d["gbytes_per_s"] = gbps }
+        for (k, v) in extra { d[k] = v }
         return d
     }
 

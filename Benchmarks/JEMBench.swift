@@ -51,6 +51,14 @@ struct JEMBench: ParsableCommand {
         var results: [BenchResult] = []
         let ceiling = measureGemmCeiling(quick: quick)
         print("float32 GEMM ceiling (cblas_sgemm 2048^3, this run): \(String(format: "%.1f", ceiling)) GFLOP/s")
+        if filter.map({ "data loading".localizedCaseInsensitiveContains($0) }) ?? true {
+            // Host-side input pipeline (no backend): CIFAR-size images, pad 4 + crop + flip + noise.
+            let d = DataThroughput.measure(imageCount: quick ? 5_000 : 50_000, iterations: quick ? 20 : 200)
+            print(String(format: "data loading, 3x32x32 + augmentation, batch 64: %.0f images/s", d.imagesPerSecond))
+            results.append(BenchResult(backend: "host", name: "data loading 3x32x32 augmented, images/s",
+                                       seconds: [d.seconds / Double(d.iterations)], flop: nil, bytes: nil,
+                                       ceiling: ceiling, extra: ["images_per_second": d.imagesPerSecond]))
+        }
         for name in backend.split(separator: ",").map({ $0.trimmingCharacters(in: .whitespaces) }) {
             guard let choice = BackendChoice(rawValue: name), choice != .auto else {
                 throw ValidationError("--backend takes cpu and/or opencl, comma-separated (got '\(name)')")

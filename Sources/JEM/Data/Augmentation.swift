@@ -118,6 +118,18 @@ public struct Augmentation: Sendable, Codable, Equatable {
             x[j] += std * Philox.normal(seed: seed, stream: stream, element: start + j)
             j += 1
         }
+        // Four blocks (16 elements) at a time: Philox four lanes wide, Box-Muller per lane.
+        while j + 16 <= count {
+            let w = philox4(seed: seed, stream: stream, index: UInt64((start + j) >> 2))
+            for lane in 0..<4 {
+                let a = Philox.boxMuller(w.0[lane], w.1[lane]), b = Philox.boxMuller(w.2[lane], w.3[lane])
+                x[j] += std * a.0
+                x[j + 1] += std * a.1
+                x[j + 2] += std * b.0
+                x[j + 3] += std * b.1
+                j += 4
+            }
+        }
         // Whole blocks of four.
         while j + 4 <= count {
             let n = Philox.normal4(seed: seed, stream: stream, index: UInt64((start + j) >> 2))
@@ -136,5 +148,34 @@ public struct Augmentation: Sendable, Codable, Equatable {
                 j += 1
             }
         }
+    }
+
+    /// The Philox blocks `index ..< index + 4` of `(seed, stream)` as four lanes: word k of
+    /// block `index + l` is `result.k[l]`, bit-identical to `Philox.block(seed:stream:index:)`.
+    /// The 32×32→64-bit multiplies run four lanes wide.
+    @inline(__always)
+    static func philox4(seed: UInt64, stream: UInt64, index: UInt64)
+        -> (SIMD4<UInt32>, SIMD4<UInt32>, SIMD4<UInt32>, SIMD4<UInt32>) {
+        let low: SIMD4<UInt64> = SIMD4(repeating: 0xFFFF_FFFF)
+        let counters = SIMD4<UInt64>(index, index &+ 1, index &+ 2, index &+ 3)
+        var c0 = counters & low, c1 = (counters &>> 32) & low
+        var c2 = SIMD4<UInt64>(repeating: stream & 0xFFFF_FFFF), c3 = SIMD4<UInt64>(repeating: stream >> 32)
+        var k0 = seed & 0xFFFF_FFFF, k1 = seed >> 32
+        let m0 = SIMD4<UInt64>(repeating: UInt64(Philox.m0)), m1 = SIMD4<UInt64>(repeating: UInt64(Philox.m1))
+        for round in 0..<10 {
+            if round > 0 {
+                k0 = (k0 &+ UInt64(Philox.w0)) & 0xFFFF_FFFF
+                k1 = (k1 &+ UInt64(Philox.w1)) & 0xFFFF_FFFF
+            }
+            let p0 = m0 &* c0, p1 = m1 &* c2
+            let next0 = (p1 &>> 32) ^ c1 ^ SIMD4(repeating: k0)
+            let next2 = (p0 &>> 32) ^ c3 ^ SIMD4(repeating: k1)
+            c1 = p1 & low
+            c3 = p0 & low
+            c0 = next0
+            c2 = next2
+        }
+        return (SIMD4<UInt32>(truncatingIfNeeded: c0), SIMD4<UInt32>(truncatingIfNeeded: c1),
+                SIMD4<UInt32>(truncatingIfNeeded: c2), SIMD4<UInt32>(truncatingIfNeeded: c3))
     }
 }
