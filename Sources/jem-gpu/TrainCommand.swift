@@ -80,6 +80,9 @@ struct TrainCommand: ParsableCommand {
     var labelsPerClass: Int?
     @Option(help: "Std of Gaussian noise added to training inputs (official 0.03).") var sigma: Float?
     @Option(help: "Reflect padding for random crops (0: no crop).") var pad: Int?
+    @Option(name: .customLong("test-noise"),
+            help: "Std of Gaussian noise added to valid/test inputs when evaluating (official code: 0.03; default 0).")
+    var testNoise: Float?
     @Option(help: ArgumentHelp("Random horizontal flips (default: on for 3-channel images except SVHN).",
                                valueName: "on|off"))
     var flip: Switch?
@@ -130,6 +133,7 @@ struct TrainCommand: ParsableCommand {
         try nonNegative(weightDecay, "weight-decay")
         try nonNegative(sigma, "sigma")
         try nonNegative(pad, "pad")
+        try nonNegative(testNoise, "test-noise")
         try nonNegative(valid, "valid")
         try positive(labelsPerClass, "labels-per-class")
         try nonNegative(maxRecoveries, "max-recoveries")
@@ -210,6 +214,7 @@ struct TrainCommand: ParsableCommand {
         if let labelsPerClass { c.labelsPerClass = labelsPerClass }
         if let sigma { c.augmentation.noiseStd = sigma }
         if let pad { c.augmentation.padding = pad }
+        if let testNoise { c.testNoise = testNoise }
         let digits = dataset.train.channels == 1 || dataset.format.lowercased().contains("svhn")
         c.augmentation.horizontalFlip = flip.map { $0 == .on } ?? !digits
         if let maxRecoveries { c.maxRecoveries = maxRecoveries }

@@ -129,6 +129,20 @@ final class TrainerTests: XCTestCase {
         for (r, y) in labels.enumerated() { XCTAssertEqual(Int(d.indices[r]) / 10, Int(y)) }
     }
 
+    func testTestTimeNoiseIsDeterministicAndChangesInputs() throws {
+        var config = tinyConfig()
+        config.batchSize = 4
+        let trainer = try JEMTrainer(config: config, spec: tinySpec, backend: cpu)
+        let images = randomArray(6 * tinySpec.inputCount, stream: 3)
+        let set = ImageSet(channels: 1, height: 8, width: 8, count: 6, pixels: .float32(images),
+                           labels: [0, 1, 2, 0, 1, 2])
+        let clean = try trainer.classify(set)
+        let noisy = try trainer.classify(set, noiseStd: 0.5)
+        XCTAssertEqual(try trainer.classify(set, noiseStd: 0.5).nll, noisy.nll)
+        XCTAssertNotEqual(clean.nll, noisy.nll)
+        XCTAssertEqual(try trainer.classify(set).nll, clean.nll)
+    }
+
     func testPxWeightDelayAndRamp() {
         var c = TrainingConfig()
         c.pxWeight = 2

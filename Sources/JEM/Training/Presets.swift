@@ -25,6 +25,7 @@ public enum Presets {
         c.reinitFrequency = 0.05
         c.validCount = 5000
         c.augmentation = Augmentation(padding: 4, horizontalFlip: true, noiseStd: 0.03)
+        c.testNoise = 0.03   // the official evaluation adds sigma to test inputs too
         c.sampleEvery = 100
         return c
     }

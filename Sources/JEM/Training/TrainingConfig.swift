@@ -61,6 +61,9 @@ public struct TrainingConfig: Sendable, Codable, Equatable {
     /// Semi-supervised: labels kept per class (nil: all).
     public var labelsPerClass: Int? = nil
     public var augmentation = Augmentation()
+    /// Gaussian noise added to inputs when evaluating (the official code adds sigma = .03 at
+    /// test time too; 0 keeps results deterministic and noise-free). Recorded in every eval line.
+    public var testNoise: Float = 0
     // Output
     public var logEvery = 25
     public var sampleEvery = 200
