@@ -149,6 +149,25 @@ struct BenchSuite {
                                       gradX: gradLogits, accumulate: false)
             net.backward(gradLogits: gradLogits, batch: batch, gradInput: nil, mode: .full)
         }
+
+        // One full JEM iteration (shared/bench's standard workload for wrn-10-2: batch 64, 3x32x32,
+        // 20 SGLD steps, buffer 10000, three training passes with parameter gradients, Adam):
+        // 49 forward-equivalents.
+        var config = TrainingConfig()
+        config.model = spec.name
+        config.batchSize = batch
+        config.sgldSteps = 20
+        config.bufferSize = 10000
+        config.pxDelay = 0
+        let trainer = try JEMTrainer(config: config, spec: spec, backend: backend)
+        let images = (0..<(batch * spec.inputCount)).map { 2 * Philox.uniform(seed: 5, stream: 1, element: $0) - 1 }
+        let data = TrainingBatch(px: images, labeled: images, labels: (0..<batch).map { Int32($0 % spec.classCount) })
+        var iteration = 0
+        try record("\(spec.name) JEM iteration (20 SGLD steps), batch \(batch)", flop: 49 * forwardFlop,
+                   runs: quick ? 2 : 5) {
+            _ = try trainer.iterate(data, iteration: iteration, learningRate: 1e-4, seed: 1)
+            iteration += 1
+        }
         return results
     }
 
