@@ -39,7 +39,7 @@ final class TrainerTests: XCTestCase {
         let b = config.batchSize, k = tinySpec.classCount
         let batch = tinyBatch(b, tinySpec)
         let stats = try trainer.iterate(batch, iteration: 0, learningRate: config.learningRate, seed: 3)
-        let fakeX = trainer.lastSamples
+        let fakeX = try trainer.lastSamples()
         // The class-conditional samples of the p(x,y) term are still in the sampler's chains.
         let fakeXY = try cpu.download(trainer.sampler!.chains, offset: 0, count: b * tinySpec.inputCount)
         let params = trainer.net.trainableParameters

@@ -23,8 +23,9 @@ public struct IterationStats: Sendable {
     public var fSample: Double = 0
     public var pxyTerm: Double = 0
     public var energyL2: Double = 0
-    public var sampleMin: Double = 0
-    public var sampleMax: Double = 0
+    /// Root mean square of the p(x) samples: drifting chains (the official code's samples wander
+    /// to ±70 when it diverges) show up here.
+    public var sampleRMS: Double = 0
     public var gap: Double { fData - fSample }
     public var isFinite: Bool { loss.isFinite && fData.isFinite && fSample.isFinite }
 }
@@ -50,8 +51,9 @@ public final class JEMTrainer {
     let energies: DeviceBuffer
     let rowGrad: DeviceBuffer
     let gradLogits: DeviceBuffer
-    /// The last p(x) samples, for the sample grids.
-    public private(set) var lastSamples: [Float] = []
+    /// A device copy of the last p(x) samples, read back only when a grid is written.
+    let sampleCopy: DeviceBuffer
+    public private(set) var hasSamples = false
 
     public init(config: TrainingConfig, spec: WideResNetSpec, backend: any Backend) throws {
         self.config = config
@@ -77,6 +79,12 @@ public final class JEMTrainer {
         energies = try backend.makeBuffer(count: batch)
         rowGrad = try backend.makeBuffer(count: batch)
         gradLogits = try backend.makeBuffer(count: batch * spec.classCount)
+        sampleCopy = try backend.makeBuffer(count: config.usesSampling ? batch * spec.inputCount : 0)
+    }
+
+    /// The last p(x) samples on the host ([] before the first sampling iteration).
+    public func lastSamples() throws -> [Float] {
+        hasSamples ? try backend.download(sampleCopy) : []
     }
 
     /// One training iteration: sampling, the loss, its gradients, and the optimizer step.
@@ -100,9 +108,10 @@ public final class JEMTrainer {
                                    reinitFrequency: config.reinitFrequency, classes: classes, classCount: k)
             let samples = try sampler.sample(from: buffer, draw: draw, classes: classes, seed: seed,
                                              iteration: iteration, chain: 0)
-            lastSamples = try backend.download(samples, offset: 0, count: b * net.spec.inputCount)
-            stats.sampleMin = Double(lastSamples.min() ?? 0)
-            stats.sampleMax = Double(lastSamples.max() ?? 0)
+            let count = b * net.spec.inputCount
+            backend.copy(samples, to: sampleCopy, count: count)
+            hasSamples = true
+            stats.sampleRMS = Double(try backend.sumOfSquares(samples, count: count) / Float(count)).squareRoot()
             try backend.upload(data.px, to: realBatch, offset: 0)
             // -px * mean f(x_data): d/df_r = -px/B (+ 2 l2 f_r / B).
             // The energy penalty regularises the p(x) term, so it ramps with it.

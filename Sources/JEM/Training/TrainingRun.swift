@@ -152,7 +152,7 @@ public final class TrainingRun {
             progress.update(completed: state.iteration, detail: String(
                 format: "ep %d loss %.3f acc %.3f f(x) %.2f f(xq) %.2f", epoch, stats.loss, stats.accuracy,
                 stats.fData, stats.fSample))
-            if config.sampleEvery > 0, state.iteration % config.sampleEvery == 0, !trainer.lastSamples.isEmpty {
+            if config.sampleEvery > 0, state.iteration % config.sampleEvery == 0, trainer.hasSamples {
                 try writeSamples(name: String(format: "samples/x_q_%06d.png", state.iteration))
             }
             let epochEnd = state.iteration % data.iterationsPerEpoch == 0
@@ -166,7 +166,7 @@ public final class TrainingRun {
         }
         progress.finish()
         try saveCheckpoint()
-        if !trainer.lastSamples.isEmpty {
+        if trainer.hasSamples {
             try writeSamples(name: "samples/x_q_final.png")
             // A stopped run exits at once (SIGTERM must not wait for 100 more SGLD steps).
             if config.finalSampleSteps > 0 && stopReason == "finished" {
@@ -222,7 +222,7 @@ public final class TrainingRun {
             "iteration": state.iteration, "epoch": epoch, "lr": Double(lr), "loss": avg(\.loss),
             "cross_entropy": avg(\.crossEntropy), "train_accuracy": avg(\.accuracy), "f_data": avg(\.fData),
             "f_sample": avg(\.fSample), "gap": avg(\.gap), "pxy": avg(\.pxyTerm), "energy_l2": avg(\.energyL2),
-            "sample_min": window.last?.sampleMin ?? 0, "sample_max": window.last?.sampleMax ?? 0,
+            "sample_rms": avg(\.sampleRMS),
             "iterations_per_second": rate, "sgld_steps": state.sgldSteps,
         ])
     }
@@ -266,7 +266,7 @@ public final class TrainingRun {
 
     private func writeSamples(name: String) throws {
         let count = config.batchSize
-        try ImageGrid.write(images: trainer.lastSamples, count: count, channels: spec.inputChannels,
+        try ImageGrid.write(images: try trainer.lastSamples(), count: count, channels: spec.inputChannels,
                             height: spec.imageHeight, width: spec.imageWidth,
                             columns: Int(Double(count).squareRoot().rounded(.up)), to: outputDirectory + "/" + name)
     }
