@@ -363,32 +363,12 @@ final class DataCommandTests: XCTestCase {
 
     // MARK: The commands, run as the user runs them
 
-    struct Run {
-        let status: Int32
-        let stdout: String
-        let stderr: String
-        var stderrLines: [String] { stderr.split(separator: "\n").map(String.init) }
-    }
-
-    func jemGPU(_ arguments: [String], in folder: String? = nil) throws -> Run {
-        let binary = CLITests.binary
-        guard FileManager.default.isExecutableFile(atPath: binary) else {
-            XCTFail("jem-gpu binary not found next to the tests at \(binary) (run `swift build --build-tests`)")
+    func jemGPU(_ arguments: [String], in folder: String? = nil) throws -> CommandRun {
+        guard FileManager.default.isExecutableFile(atPath: CLITests.binary) else {
+            XCTFail("jem-gpu binary not found next to the tests at \(CLITests.binary) (run `swift build --build-tests`)")
             throw CancellationError()
         }
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: binary)
-        process.arguments = arguments
-        if let folder { process.currentDirectoryURL = URL(fileURLWithPath: folder) }
-        let out = Pipe(), err = Pipe()
-        process.standardOutput = out
-        process.standardError = err
-        try process.run()
-        let stdout = out.fileHandleForReading.readDataToEndOfFile()
-        let stderr = err.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        return Run(status: process.terminationStatus, stdout: String(decoding: stdout, as: UTF8.self),
-                   stderr: String(decoding: stderr, as: UTF8.self))
+        return try runJemGPU(arguments, in: folder)
     }
 
     func testFetchCommand() throws {

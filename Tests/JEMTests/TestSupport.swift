@@ -35,3 +35,33 @@ let oddConvShapes: [Conv2DShape] = [
     Conv2DShape(batch: 2, inChannels: 4, height: 9, width: 9, outChannels: 3, kernel: 1, stride: 2, padding: 0),
     Conv2DShape(batch: 1, inChannels: 2, height: 6, width: 5, outChannels: 3, kernel: 3, stride: 1, padding: 0),
 ]
+
+/// What one run of the jem-gpu executable printed and returned.
+struct CommandRun {
+    let status: Int32
+    let stdout: String
+    let stderr: String
+    var stderrLines: [String] { stderr.split(separator: "\n").map(String.init) }
+}
+
+/// Runs the jem-gpu binary built next to the tests (see `CLITests.binary`).
+func runJemGPU(_ arguments: [String], environment: [String: String] = [:], in folder: String? = nil) throws
+    -> CommandRun
+{
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: CLITests.binary)
+    process.arguments = arguments
+    if let folder { process.currentDirectoryURL = URL(fileURLWithPath: folder) }
+    var env = ProcessInfo.processInfo.environment
+    for (k, v) in environment { env[k] = v }
+    process.environment = env
+    let out = Pipe(), err = Pipe()
+    process.standardOutput = out
+    process.standardError = err
+    try process.run()
+    let stdout = out.fileHandleForReading.readDataToEndOfFile()
+    let stderr = err.fileHandleForReading.readDataToEndOfFile()
+    process.waitUntilExit()
+    return CommandRun(status: process.terminationStatus, stdout: String(decoding: stdout, as: UTF8.self),
+                      stderr: String(decoding: stderr, as: UTF8.self))
+}
