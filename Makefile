@@ -45,7 +45,7 @@ test: deps python-deps
 test-long: deps python-deps
 	JEM_TEST_LONG=1 $(SWIFT) test $(TEST_FLAGS) --disable-swift-testing
 
-# The default preset on the built-in dataset, CPU backend: about 4-5 minutes on 2 cores.
+# The default preset on the built-in dataset, CPU backend: about 6 minutes on 2 cores.
 demo: build
 	$(BIN) train --backend auto --out runs/demo
 	@echo "Results in runs/demo: metrics.jsonl, samples/*.png, checkpoints/"

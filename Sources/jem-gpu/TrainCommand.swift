@@ -54,8 +54,12 @@ struct TrainCommand: ParsableCommand {
     @Option(name: .customLong("sgld-clamp"), help: "Clamp samples to [-VALUE, VALUE] after each step (off by default).")
     var sgldClamp: Float?
     @Option(name: .customLong("buffer-size"), help: "Replay buffer images (kept on the device).") var bufferSize: Int?
-    @Option(name: .customLong("reinit-freq"), help: "Probability that a chain restarts from U(-1,1).")
+    @Option(name: .customLong("reinit-freq"), help: "Probability that a chain restarts from its initial distribution.")
     var reinitFrequency: Float?
+    @Option(name: .customLong("buffer-init"), help: ArgumentHelp(
+        "Where chains start and restart: uniform = U(-1,1) (official JEM); informative = a Gaussian per class fitted to the training images (JEM++). Default: informative, paper preset: uniform.",
+        valueName: "uniform|informative"))
+    var bufferInit: BufferInit?
 
     // Optimisation
     @Option(help: ArgumentHelp("adam (betas .9/.999) or sgd (momentum).", valueName: "adam|sgd"))
@@ -199,6 +203,7 @@ struct TrainCommand: ParsableCommand {
         if let sgldClamp { c.sgldClamp = sgldClamp }
         if let bufferSize { c.bufferSize = bufferSize }
         if let reinitFrequency { c.reinitFrequency = reinitFrequency }
+        if let bufferInit { c.bufferInit = bufferInit }
         if let optimizer { c.optimizer = optimizer }
         if let lr { c.learningRate = lr }
         if let momentum { c.momentum = momentum }
@@ -292,5 +297,6 @@ struct TrainCommand: ParsableCommand {
 }
 
 extension TrainingMode: ExpressibleByArgument {}
+extension BufferInit: ExpressibleByArgument {}
 extension Optimizer.Kind: ExpressibleByArgument {}
 extension TrainingConfig.RecoveryAction: ExpressibleByArgument {}

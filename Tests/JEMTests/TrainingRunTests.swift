@@ -49,8 +49,15 @@ final class TrainingRunTests: XCTestCase {
     /// N iterations + stop + resume + M iterations == N+M uninterrupted, to the bit, for the
     /// weights, the Adam moments and the replay buffer.
     func testResumeIsBitExact() throws {
+        // Both chain initialisations: U(-1,1) restarts are drawn on the device, informative
+        // ones on the host; either must be redrawn identically after a resume.
+        for bufferInit in BufferInit.allCases { try checkResumeIsBitExact(bufferInit) }
+    }
+
+    func checkResumeIsBitExact(_ bufferInit: BufferInit) throws {
         var config = smallConfig()
         config.maxIterations = 9
+        config.bufferInit = bufferInit
         let straight = try temporaryDirectory()
         try quietRun(config, straight).run()
 
@@ -67,7 +74,9 @@ final class TrainingRunTests: XCTestCase {
         XCTAssertEqual(Set(a.keys), Set(b.keys))
         XCTAssertTrue(a.keys.contains("train.replay_buffer"))
         XCTAssertTrue(a.keys.contains("train.optimizer.exp_avg.f.conv1.weight"))
-        for (name, values) in a { XCTAssertEqual(values, b[name], "tensor \(name) differs after resume") }
+        for (name, values) in a {
+            XCTAssertEqual(values, b[name], "tensor \(name) differs after resume (\(bufferInit) init)")
+        }
         // The metrics log of the resumed run has exactly one line per logging step.
         let lines = try String(contentsOfFile: interrupted + "/metrics.jsonl", encoding: .utf8)
             .split(separator: "\n").compactMap { try JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }

@@ -55,7 +55,10 @@ public final class JEMTrainer {
     let sampleCopy: DeviceBuffer
     public private(set) var hasSamples = false
 
-    public init(config: TrainingConfig, spec: WideResNetSpec, backend: any Backend) throws {
+    /// `initial` is required when `config.bufferInit` is `.informative` (TrainingRun fits it to
+    /// the training split).
+    public init(config: TrainingConfig, spec: WideResNetSpec, backend: any Backend,
+                initial: InformativeInit? = nil) throws {
         self.config = config
         self.backend = backend
         let batch = config.batchSize
@@ -65,8 +68,9 @@ public final class JEMTrainer {
                                   weightDecay: config.weightDecay, backend: backend)
         optimizer.momentum = config.momentum
         if config.usesSampling {
+            precondition(config.bufferInit == .uniform || initial != nil, "informative init needs its Gaussians")
             buffer = try ReplayBuffer(size: config.bufferSize, rowSize: spec.inputCount, backend: backend,
-                                      seed: config.seed)
+                                      seed: config.seed, initial: config.bufferInit == .informative ? initial : nil)
             sampler = try SGLDSampler(net: net, steps: config.sgldSteps, stepSize: config.sgldLR,
                                       noiseStd: config.sgldStd, gradClip: config.sgldGradClip,
                                       clampRange: config.sgldClamp.map { -$0...$0 })

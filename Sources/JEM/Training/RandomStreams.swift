@@ -16,6 +16,8 @@ public enum RandomStream: UInt64, Sendable {
     case sampleChains
     case validSplit
     case labelSubset
+    case informativeInit
+    case informativeClass
 
     /// The stream id for this purpose and a counter below 2^56.
     public func id(_ counter: UInt64 = 0) -> UInt64 {

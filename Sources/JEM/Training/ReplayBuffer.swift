@@ -1,5 +1,5 @@
 /// The persistent replay buffer of SGLD chains, kept on the device: `size` images, initialised
-/// from U(-1, 1). With `classCount` > 0 it is class-partitioned as in the official code:
+/// from U(-1, 1) or from JEM++'s per-class Gaussians (`InformativeInit`). With `classCount` > 0 it is class-partitioned as in the official code:
 /// class y owns the contiguous rows y*size/K ..< (y+1)*size/K.
 public final class ReplayBuffer {
     public let size: Int
@@ -7,14 +7,50 @@ public final class ReplayBuffer {
     public let storage: DeviceBuffer
     let backend: any Backend
 
-    public init(size: Int, rowSize: Int, backend: any Backend, seed: UInt64) throws {
+    /// With `initial`, rows start from its Gaussians instead of U(-1, 1), row i from class
+    /// i * K / size (contiguous blocks, the same partition as class-conditional draws), and
+    /// re-initialised chains restart from them too (see `SGLDSampler.sample`).
+    public let initial: InformativeInit?
+
+    public init(size: Int, rowSize: Int, backend: any Backend, seed: UInt64, initial: InformativeInit? = nil) throws {
         precondition(size > 0 && rowSize > 0)
         self.size = size
         self.rowSize = rowSize
         self.backend = backend
+        self.initial = initial
         storage = try backend.makeBuffer(count: size * rowSize)
-        backend.fillUniform(storage, count: size * rowSize, low: -1, high: 1, seed: seed,
-                            stream: RandomStream.bufferInit.id())
+        if let initial {
+            // Generated on the host in blocks (the Gaussians live there) and uploaded once.
+            let block = 256
+            var first = 0
+            while first < size {
+                let n = min(block, size - first)
+                let classes = (first..<(first + n)).map { $0 * initial.classCount / size }
+                let rows = initial.sample(classes: classes, seed: seed, stream: RandomStream.bufferInit.id(1),
+                                          firstRow: first)
+                try backend.upload(rows, to: storage, offset: first * rowSize)
+                first += n
+            }
+        } else {
+            backend.fillUniform(storage, count: size * rowSize, low: -1, high: 1, seed: seed,
+                                stream: RandomStream.bufferInit.id())
+        }
+    }
+
+    /// Fresh starting points for the rows of `draw` marked for re-initialisation, from the
+    /// informative Gaussians: class `classes[r]` when chains are class-conditional, else a
+    /// uniformly drawn class (as JEM++ does). Returns (row, image) pairs.
+    func informativeRestarts(_ draw: Draw, classes: [Int32]?, seed: UInt64, iteration: Int, chain: Int)
+        -> [(row: Int, image: [Float])]
+    {
+        guard let initial else { return [] }
+        let pick = HostRandom(seed: seed, stream: RandomStream.perIteration(.informativeClass, iteration: iteration,
+                                                                            chain: chain))
+        let stream = RandomStream.perIteration(.informativeInit, iteration: iteration, chain: chain)
+        return draw.reinit.indices.filter { draw.reinit[$0] != 0 }.map { r in
+            let c = classes.map { Int($0[r]) % initial.classCount } ?? pick.integer(r, below: initial.classCount)
+            return (r, initial.sample(classes: [c], seed: seed, stream: stream, firstRow: r))
+        }
     }
 
     /// Which rows start the chains of one iteration, and which of them restart from noise.

@@ -33,6 +33,8 @@ public struct TrainingConfig: Sendable, Codable, Equatable {
     public var sgldGradClip: Float? = nil
     public var sgldClamp: Float? = nil
     public var bufferSize = 10000
+    /// Where chains start and restart: U(-1,1) (official JEM) or per-class Gaussians (JEM++).
+    public var bufferInit = BufferInit.uniform
     public var reinitFrequency: Float = 0.05
     // Optimisation
     public var optimizer = Optimizer.Kind.adam

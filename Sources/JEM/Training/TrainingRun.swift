@@ -51,7 +51,11 @@ public final class TrainingRun {
         test = dataset.test
         data = TrainingData(images: split.train, labeledIndices: split.labeledIndices, batchSize: config.batchSize,
                             seed: config.seed, augmentation: config.augmentation)
-        trainer = try JEMTrainer(config: config, spec: spec, backend: backend)
+        var initial: InformativeInit? = nil
+        if config.bufferInit == .informative && config.usesSampling {
+            initial = try InformativeInit.fit(config: config, dataset: dataset)
+        }
+        trainer = try JEMTrainer(config: config, spec: spec, backend: backend, initial: initial)
         guardian = try DivergenceGuard(trainer: trainer, lossLimit: config.guardLossLimit, gapLimit: config.guardGapLimit)
         state.sgldSteps = config.sgldSteps
 
@@ -80,6 +84,18 @@ public final class TrainingRun {
             metrics = try MetricsLog(path: outputDirectory + "/metrics.jsonl")
         }
         try writeConfig(backend: backend, dataset: dataset)
+        if let initial, !resume { try writeInitialSamples(initial) }
+    }
+
+    /// samples/x_init.png: draws of the chains' starting distribution, one column per class, so
+    /// the later grids can be compared with where SGLD began.
+    private func writeInitialSamples(_ initial: InformativeInit) throws {
+        let columns = min(initial.classCount, 10)
+        let count = columns * max(1, 64 / columns)
+        let images = initial.sample(classes: (0..<count).map { $0 % columns }, seed: config.seed,
+                                    stream: RandomStream.informativeInit.id(1 << 55 | 1))
+        try ImageGrid.write(images: images, count: count, channels: spec.inputChannels, height: spec.imageHeight,
+                            width: spec.imageWidth, columns: columns, to: outputDirectory + "/samples/x_init.png")
     }
 
     private func writeConfig(backend: any Backend, dataset: Dataset) throws {
@@ -256,9 +272,10 @@ public final class TrainingRun {
     /// One row per class: class-conditional SGLD from the buffer's images of that class.
     private func writeConditionalSamples(name: String) throws {
         let perClass = min(10, max(1, 100 / spec.classCount))
-        let images = try ConditionalSampling.sample(net: trainer.net, buffer: trainer.buffer, perClass: perClass,
-                                                    steps: config.finalSampleSteps, stepSize: config.sgldLR, noiseStd: config.sgldStd,
-                                                    seed: state.effectiveSeed(config.seed))
+        let images = try ModelSampling.conditional(net: trainer.net, buffer: trainer.buffer,
+                                                   initial: trainer.buffer?.initial, perClass: perClass,
+                                                   steps: config.finalSampleSteps, stepSize: config.sgldLR,
+                                                   noiseStd: config.sgldStd, seed: state.effectiveSeed(config.seed))
         try ImageGrid.write(images: images, count: spec.classCount * perClass, channels: spec.inputChannels,
                             height: spec.imageHeight, width: spec.imageWidth, columns: perClass,
                             to: outputDirectory + "/" + name)

@@ -1,0 +1,100 @@
+import Foundation
+
+/// Samples from a trained model with SGLD (`jem-gpu sample` and the grids a run writes):
+/// unconditional chains on LSE f(x), class-conditional chains on the logit f(x)[y], and the
+/// replay buffer sorted by the class the network predicts.
+public enum ModelSampling {
+    /// Up to `perClass` replay-buffer images per predicted class, most confident first.
+    /// Returns one array per class (each `count * inputCount` floats, possibly empty).
+    public static func bufferByClass(net: WideResNet, buffer: ReplayBuffer, perClass: Int) throws -> [[Float]] {
+        let backend = net.backend, k = net.spec.classCount, size = net.spec.inputCount
+        let all = try backend.download(buffer.storage)
+        var ranked = [[(confidence: Float, row: Int)]](repeating: [], count: k)
+        let scratch = try backend.makeBuffer(count: net.maxBatch * size)
+        var offset = 0
+        while offset < buffer.size {
+            let n = min(net.maxBatch, buffer.size - offset)
+            try backend.upload(Array(all[(offset * size)..<((offset + n) * size)]), to: scratch, offset: 0)
+            let logits = try backend.download(net.forward(scratch, batch: n), offset: 0, count: n * k)
+            for r in 0..<n {
+                let row = logits[(r * k)..<((r + 1) * k)]
+                let y = row.indices.max(by: { row[$0] < row[$1] })! - r * k
+                // max softmax = 1 / sum exp(l - l_max)
+                let top = row.max()!
+                let confidence = 1 / row.reduce(Float(0)) { $0 + expf($1 - top) }
+                ranked[y].append((confidence, offset + r))
+            }
+            offset += n
+        }
+        return ranked.map { entries in
+            entries.sorted { $0.confidence > $1.confidence }.prefix(perClass).flatMap {
+                all[($0.row * size)..<(($0.row + 1) * size)]
+            }
+        }
+    }
+
+    /// Class-conditional SGLD on f(x)[y]: `perClass` chains for each class, started from the
+    /// buffer images the network assigns to that class when there are enough (most confident
+    /// first), else from `initial`'s Gaussian of that class, else from U(-1,1). Returns the
+    /// images class by class (row y of a grid holds class y).
+    public static func conditional(net: WideResNet, buffer: ReplayBuffer?, initial: InformativeInit?, perClass: Int,
+                                   steps: Int, stepSize: Float, noiseStd: Float, seed: UInt64) throws -> [Float] {
+        let k = net.spec.classCount, size = net.spec.inputCount
+        let starts = try buffer.map { try bufferByClass(net: net, buffer: $0, perClass: perClass) }
+            ?? Array(repeating: [], count: k)
+        let fresh = freshStarts(classes: (0..<(k * perClass)).map { $0 / perClass }, size: size, initial: initial,
+                                seed: seed)
+        var images = [Float](repeating: 0, count: k * perClass * size)
+        for y in 0..<k {
+            for i in 0..<perClass {
+                let slot = (y * perClass + i) * size
+                let source = starts[y].count >= (i + 1) * size ? Array(starts[y][(i * size)..<((i + 1) * size)])
+                    : Array(fresh[slot..<(slot + size)])
+                images.replaceSubrange(slot..<(slot + size), with: source)
+            }
+        }
+        let labels = (0..<(k * perClass)).map { Int32($0 / perClass) }
+        return try run(net: net, images: images, classes: labels, steps: steps, stepSize: stepSize,
+                       noiseStd: noiseStd, seed: seed)
+    }
+
+    /// `count` fresh chains (from `initial`'s Gaussians, classes in turn, or from U(-1,1)) run
+    /// for `steps` SGLD steps on f(x) = LSE.
+    public static func unconditional(net: WideResNet, count: Int, initial: InformativeInit?, steps: Int,
+                                     stepSize: Float, noiseStd: Float, seed: UInt64) throws -> [Float] {
+        let classes = (0..<count).map { $0 % (initial?.classCount ?? 1) }
+        let images = freshStarts(classes: classes, size: net.spec.inputCount, initial: initial, seed: seed)
+        return try run(net: net, images: images, classes: nil, steps: steps, stepSize: stepSize, noiseStd: noiseStd,
+                       seed: seed)
+    }
+
+    /// Starting points: draws of `initial` for the given classes, or U(-1,1).
+    static func freshStarts(classes: [Int], size: Int, initial: InformativeInit?, seed: UInt64) -> [Float] {
+        if let initial {
+            return initial.sample(classes: classes.map { $0 % initial.classCount }, seed: seed,
+                                  stream: RandomStream.sampleChains.id(1))
+        }
+        let uniform = HostRandom(seed: seed, stream: RandomStream.sampleChains.id())
+        return (0..<(classes.count * size)).map { 2 * uniform.uniform($0) - 1 }
+    }
+
+    /// Runs SGLD (clamped to [-1,1]) on `images` in batches of the network's size.
+    static func run(net: WideResNet, images: [Float], classes: [Int32]?, steps: Int, stepSize: Float, noiseStd: Float,
+                    seed: UInt64) throws -> [Float] {
+        let backend = net.backend, size = net.spec.inputCount, total = images.count / size
+        let sampler = try SGLDSampler(net: net, steps: steps, stepSize: stepSize, noiseStd: noiseStd, gradClip: nil,
+                                      clampRange: -1...1)
+        var out = images
+        var first = 0
+        while first < total {
+            let n = min(net.maxBatch, total - first)
+            try backend.upload(Array(out[(first * size)..<((first + n) * size)]), to: sampler.chains, offset: 0)
+            try sampler.run(batch: n, classes: classes.map { Array($0[first..<(first + n)]) }, seed: seed,
+                            iteration: first / net.maxBatch, chain: 2)
+            out.replaceSubrange((first * size)..<((first + n) * size),
+                                with: try backend.download(sampler.chains, offset: 0, count: n * size))
+            first += n
+        }
+        return out
+    }
+}

@@ -1,0 +1,87 @@
+import XCTest
+@testable import JEM
+
+/// JEM++'s per-class Gaussian initialisation of the SGLD chains.
+final class InformativeInitTests: XCTestCase {
+    /// Two classes of 3-pixel images with known means and correlated pixels.
+    func fixture() -> ImageSet {
+        var pixels = [Float](), labels = [Int32]()
+        let random = HostRandom(seed: 3, stream: 99)
+        for i in 0..<400 {
+            let c = i % 2
+            let a = Float(random.uniform(2 * i)) - 0.5, b = Float(random.uniform(2 * i + 1)) - 0.5
+            // class 0 around (-0.5, 0, 0.3), class 1 around (0.4, -0.2, 0); pixel 2 tracks pixel 0.
+            let mean: [Float] = c == 0 ? [-0.5, 0, 0.3] : [0.4, -0.2, 0]
+            pixels += [mean[0] + 0.4 * a, mean[1] + 0.2 * b, mean[2] + 0.4 * a]
+            labels.append(Int32(c))
+        }
+        return ImageSet(channels: 1, height: 1, width: 3, count: 400, pixels: .float32(pixels), labels: labels)
+    }
+
+    /// Many draws of one class reproduce that class's mean and covariance (the factor
+    /// (X - mu)/sqrt(n-1) has covariance exactly Sigma), plus the 1e-4 jitter on the diagonal.
+    func testDrawsMatchTheClassMeanAndCovariance() throws {
+        let set = fixture()
+        let initial = try InformativeInit(images: set, indices: Array(0..<set.count), classCount: 2, seed: 1)
+        XCTAssertEqual(initial.countPerClass, [200, 200])
+        for c in 0..<2 {
+            let members = (0..<set.count).filter { set.labels![$0] == Int32(c) }
+            let data = members.map { set.image($0).map(Double.init) }
+            let mean = (0..<3).map { j in data.reduce(0) { $0 + $1[j] } / Double(data.count) }
+            func cov(_ rows: [[Double]], _ m: [Double], _ i: Int, _ j: Int) -> Double {
+                rows.reduce(0) { $0 + ($1[i] - m[i]) * ($1[j] - m[j]) } / Double(rows.count - 1)
+            }
+            let n = 20000
+            let draws = initial.sample(classes: Array(repeating: c, count: n), seed: 7, stream: 5)
+            let rows = (0..<n).map { r in (0..<3).map { Double(draws[r * 3 + $0]) } }
+            let drawMean = (0..<3).map { j in rows.reduce(0) { $0 + $1[j] } / Double(n) }
+            for j in 0..<3 {
+                XCTAssertEqual(drawMean[j], mean[j], accuracy: 0.01, "class \(c) pixel \(j) mean")
+                for k in 0..<3 {
+                    let expected = cov(data, mean, j, k) + (j == k ? 1e-4 : 0)
+                    XCTAssertEqual(cov(rows, drawMean, j, k), expected, accuracy: 0.003, "class \(c) cov[\(j)][\(k)]")
+                }
+            }
+        }
+    }
+
+    func testDrawsAreDeterministicClampedAndRowAddressed() throws {
+        let set = fixture()
+        let initial = try InformativeInit(images: set, indices: Array(0..<set.count), classCount: 2, seed: 1)
+        let a = initial.sample(classes: [0, 1, 1], seed: 4, stream: 8)
+        XCTAssertEqual(a, initial.sample(classes: [0, 1, 1], seed: 4, stream: 8))
+        XCTAssertNotEqual(a, initial.sample(classes: [0, 1, 1], seed: 5, stream: 8))
+        // Row 2 alone, addressed as row 2, is the same image as in the batch.
+        XCTAssertEqual(Array(a[6..<9]), initial.sample(classes: [1], seed: 4, stream: 8, firstRow: 2))
+        let wide = initial.sample(classes: Array(repeating: 0, count: 500), seed: 4, stream: 9)
+        XCTAssertTrue(wide.allSatisfy { $0 >= -1 && $0 <= 1 })
+    }
+
+    func testUnlabelledDataFitsOneGaussianAndTooFewImagesIsAnError() throws {
+        let set = fixture().withLabels(nil)
+        let initial = try InformativeInit(images: set, indices: Array(0..<set.count), classCount: 2, seed: 1)
+        XCTAssertEqual(initial.classCount, 1)
+        XCTAssertEqual(initial.countPerClass, [400])
+        XCTAssertThrowsError(try InformativeInit(images: fixture(), indices: [0, 1, 2], classCount: 2, seed: 1)) {
+            XCTAssertTrue("\($0)".contains("class 1 has 1 training images"), "\($0)")
+        }
+    }
+
+    /// The buffer starts from the Gaussians (class blocks), and re-initialised chains restart from
+    /// them rather than from U(-1,1).
+    func testReplayBufferStartsAndRestartsFromTheGaussians() throws {
+        let set = fixture()
+        let initial = try InformativeInit(images: set, indices: Array(0..<set.count), classCount: 2, seed: 1)
+        let backend = CPUBackend()
+        let buffer = try ReplayBuffer(size: 10, rowSize: 3, backend: backend, seed: 2, initial: initial)
+        let rows = try backend.download(buffer.storage)
+        // Rows 0..<5 belong to class 0 (pixel 0 near -0.5), rows 5..<10 to class 1 (near 0.4).
+        for r in 0..<5 { XCTAssertLessThan(rows[r * 3], 0, "row \(r)") }
+        for r in 5..<10 { XCTAssertGreaterThan(rows[r * 3], 0, "row \(r)") }
+        let draw = buffer.draw(batch: 8, seed: 2, iteration: 0, reinitFrequency: 1)
+        let restarts = buffer.informativeRestarts(draw, classes: [1, 1, 1, 1, 0, 0, 0, 0], seed: 2, iteration: 0,
+                                                  chain: 0)
+        XCTAssertEqual(restarts.map(\.row), Array(0..<8))
+        for (row, image) in restarts { XCTAssertEqual(image[0] > 0, row < 4, "row \(row) restarts from its class") }
+    }
+}
