@@ -48,7 +48,9 @@ test-long: deps python-deps
 # The default preset on the built-in dataset, CPU backend: about 6 minutes on 2 cores.
 demo: build
 	$(BIN) train --backend auto --out runs/demo
-	@echo "Results in runs/demo: metrics.jsonl, samples/*.png, checkpoints/"
+	$(BIN) eval --backend auto --model runs/demo/checkpoints/best.safetensors --out runs/demo/eval \
+	  --ood synthetic:uniform --ood synthetic:interp --ood synthetic:permuted
+	@echo "Results in runs/demo: metrics.jsonl, samples/*.png, checkpoints/, eval/metrics.json + plots"
 
 bench: deps
 	$(SWIFT) build $(RELEASE_FLAGS) --product jem-bench
