@@ -6,8 +6,20 @@ import XCTest
 /// weights at start, identical Philox noise, so the loss curves agree to float tolerance.
 final class TrainerParityTests: XCTestCase {
     func testCPUAndOpenCLGiveTheSameLossCurve() throws {
+        try checkSameLossCurve(bufferInit: .uniform)
+    }
+
+    /// Informative restarts come from the host and are uploaded into the chains: they must land
+    /// in the same rows on both backends (half the chains restart each iteration here).
+    func testCPUAndOpenCLGiveTheSameLossCurveWithInformativeInit() throws {
+        try checkSameLossCurve(bufferInit: .informative)
+    }
+
+    func checkSameLossCurve(bufferInit: BufferInit) throws {
         let opencl = try OpenCLBackend(selection: .first)
         var config = TrainingConfig()
+        config.bufferInit = bufferInit
+        config.reinitFrequency = bufferInit == .informative ? 0.5 : 0.05
         config.model = "wrn-10-1"
         config.batchSize = 8
         config.sgldSteps = 3
@@ -16,8 +28,15 @@ final class TrainerParityTests: XCTestCase {
         config.warmupIterations = 0
         config.energyL2 = 0.1
         let spec = WideResNetSpec(depth: 10, widen: 1, inputChannels: 1, imageHeight: 12, imageWidth: 12, classCount: 4)
-        let cpuTrainer = try JEMTrainer(config: config, spec: spec, backend: CPUBackend())
-        let gpuTrainer = try JEMTrainer(config: config, spec: spec, backend: opencl)
+        var initial: InformativeInit? = nil
+        if bufferInit == .informative {
+            let images = ImageSet(channels: 1, height: 12, width: 12, count: 40,
+                                  pixels: .float32(randomArray(40 * spec.inputCount, stream: 77)),
+                                  labels: (0..<40).map { Int32($0 % 4) })
+            initial = try InformativeInit(images: images, indices: Array(0..<40), classCount: 4, seed: 3)
+        }
+        let cpuTrainer = try JEMTrainer(config: config, spec: spec, backend: CPUBackend(), initial: initial)
+        let gpuTrainer = try JEMTrainer(config: config, spec: spec, backend: opencl, initial: initial)
         var cpuLosses: [Double] = [], gpuLosses: [Double] = []
         for iteration in 0..<4 {
             let batch = TrainingBatch(px: randomArray(8 * spec.inputCount, stream: UInt64(10 + iteration)),
