@@ -136,8 +136,8 @@ struct AttackCommand: ParsableCommand {
         }
         let plan = AttackPlan(norm: AttackNorm(rawValue: norm)!, epsilons: epsilons.map(\.value), steps: steps,
                               stepSize: stepSize, restarts: restarts, refineSteps: Self.parseRefine(refine)!,
-                              refinement: Refinement(steps: 0, copies: copies, copyNoise: copyNoise, stepSize: sgldLR,
-                                                     noiseStd: sgldStd, gradient: RefinementGradient(rawValue: refineGradient)!),
+                              copies: copies, copyNoise: copyNoise, sgldStepSize: sgldLR, sgldNoise: sgldStd,
+                              refineGradient: RefinementGradient(rawValue: refineGradient)!,
                               batchSize: batchSize, seed: seed)
         let backend = try backendOptions.makeBackend()
         let net = try WideResNet(spec: spec, maxBatch: batchSize * copies, backend: backend)
@@ -148,6 +148,7 @@ struct AttackCommand: ParsableCommand {
             throw CommandFailure("--out \(out): cannot create the folder (\(error.localizedDescription))")
         }
         let count = limit == 0 ? images.count : min(limit, images.count)
+        guard count > 0 else { throw CommandFailure("--data \(data): the \(split) split holds no images") }
         printError("attack: \(spec.name) on \(count) \(split) images, \(norm) eps \(eps), refine \(refine), "
                    + "\(restarts) restart(s) x \(steps) steps | \(backend.deviceDescription)")
         let evaluation = try RobustAccuracy(net: net, plan: plan)

@@ -42,7 +42,7 @@ final class AttackParityTests: XCTestCase {
     func testRobustAccuracyMatchesCPU() throws {
         for norm in AttackNorm.allCases {
             let plan = AttackPlan(norm: norm, epsilons: norm == .linf ? [0.05, 0.1] : [0.5, 1], steps: 5,
-                                  refineSteps: [0, 1], refinement: Refinement(steps: 0, copies: 2, stepSize: 0.01),
+                                  refineSteps: [0, 1], copies: 2, sgldStepSize: 0.01,
                                   batchSize: 10, seed: 6)
             var counts: [RobustAccuracyResult] = []
             var adversarial: [[Float]] = [], losses: [[Float]] = []

@@ -158,7 +158,7 @@ final class AttackTests: XCTestCase {
         let batch = 12
         let net = try AttackFixture.trainedNet(on: cpu, maxBatch: batch * 2)
         let plan = AttackPlan(norm: .linf, epsilons: [0], steps: 3, refineSteps: [1],
-                              refinement: Refinement(steps: 0, copies: 2, stepSize: 0.01), batchSize: batch)
+                              copies: 2, sgldStepSize: 0.01, batchSize: batch)
         let evaluation = try RobustAccuracy(net: net, plan: plan)
         evaluation.classifier.refinement.steps = 1
         let (x, pixels, labels, labelBuffer) = try AttackFixture.testBatch(batch, on: cpu)
@@ -176,7 +176,7 @@ final class AttackTests: XCTestCase {
     /// and well below clean at the largest epsilon, for the plain and the refined classifier.
     func testRobustAccuracyFallsWithEpsilon() throws {
         let plan = AttackPlan(norm: .linf, epsilons: [0.02, 0.05, 0.1, 0.2], steps: 8, restarts: 1, refineSteps: [0, 1],
-                              refinement: Refinement(steps: 0, copies: 2, stepSize: 0.01), batchSize: 15, seed: 4)
+                              copies: 2, sgldStepSize: 0.01, batchSize: 15, seed: 4)
         let net = try AttackFixture.trainedNet(on: cpu, maxBatch: 30)
         let result = try RobustAccuracy(net: net, plan: plan).evaluate(AttackFixture.testImages, limit: 45)
         print("robust accuracy (linf, refine 0 | 1): clean \(result.cleanCorrect), by epsilon \(result.robustCorrect)")

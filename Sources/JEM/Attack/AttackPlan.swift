@@ -16,14 +16,20 @@ public struct AttackPlan: Sendable, Equatable, Codable {
     public var restarts: Int
     /// SGLD refinement steps of each classifier attacked (one column of the result each).
     public var refineSteps: [Int]
-    /// Copies, their noise, SGLD step and noise, gradient mode; its `steps` is ignored.
-    public var refinement: Refinement
-    /// Examples per batch; the network runs `batchSize * refinement.copies` images at once.
+    /// The rest of the classifier (see `Refinement`): copies, their noise, the SGLD step and
+    /// noise, and how the attack differentiates through the refinement.
+    public var copies: Int
+    public var copyNoise: Float
+    public var sgldStepSize: Float
+    public var sgldNoise: Float
+    public var refineGradient: RefinementGradient
+    /// Examples per batch; the network runs `batchSize * copies` images at once.
     public var batchSize: Int
     public var seed: UInt64
 
     public init(norm: AttackNorm, epsilons: [Float], steps: Int = 40, stepSize: Float? = nil, restarts: Int = 1,
-                refineSteps: [Int], refinement: Refinement = Refinement(steps: 0), batchSize: Int = 20,
+                refineSteps: [Int], copies: Int = 5, copyNoise: Float = 0.03, sgldStepSize: Float = 1,
+                sgldNoise: Float = 0.01, refineGradient: RefinementGradient = .full, batchSize: Int = 20,
                 seed: UInt64 = 1) {
         self.norm = norm
         self.epsilons = epsilons
@@ -31,9 +37,19 @@ public struct AttackPlan: Sendable, Equatable, Codable {
         self.stepSize = stepSize
         self.restarts = restarts
         self.refineSteps = refineSteps
-        self.refinement = refinement
+        self.copies = copies
+        self.copyNoise = copyNoise
+        self.sgldStepSize = sgldStepSize
+        self.sgldNoise = sgldNoise
+        self.refineGradient = refineGradient
         self.batchSize = batchSize
         self.seed = seed
+    }
+
+    /// The classifier of column `steps`.
+    public func refinement(steps: Int) -> Refinement {
+        Refinement(steps: steps, copies: copies, copyNoise: copyNoise, stepSize: sgldStepSize, noiseStd: sgldNoise,
+                   gradient: refineGradient)
     }
 
     /// [0, 1] pixel units to the model's [-1, 1] units.
@@ -59,10 +75,10 @@ public struct AttackPlan: Sendable, Equatable, Codable {
         }
         if refineSteps.isEmpty { return "no refinement setting given" }
         if let bad = refineSteps.first(where: { $0 < 0 || $0 > 4094 }) { return "refine \(bad) must be in 0...4094" }
-        if refinement.copies < 1 { return "copies \(refinement.copies) must be >= 1" }
-        if !(refinement.copyNoise >= 0) { return "copy noise \(refinement.copyNoise) must be >= 0" }
-        if !(refinement.stepSize >= 0) { return "SGLD step \(refinement.stepSize) must be >= 0" }
-        if !(refinement.noiseStd >= 0) { return "SGLD noise \(refinement.noiseStd) must be >= 0" }
+        if copies < 1 { return "copies \(copies) must be >= 1" }
+        if !(copyNoise >= 0) { return "copy noise \(copyNoise) must be >= 0" }
+        if !(sgldStepSize >= 0) { return "SGLD step \(sgldStepSize) must be >= 0" }
+        if !(sgldNoise >= 0) { return "SGLD noise \(sgldNoise) must be >= 0" }
         if batchSize < 1 { return "batch size \(batchSize) must be >= 1" }
         return nil
     }

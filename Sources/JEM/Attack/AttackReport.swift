@@ -60,7 +60,7 @@ public struct AttackReport: Codable, Sendable {
 
     /// Markdown: a line of settings, then the table.
     public var markdown: String {
-        let r = plan.refinement
+        let r = plan.refinement(steps: 0)
         var lines = [
             "# Robust accuracy under PGD",
             "",

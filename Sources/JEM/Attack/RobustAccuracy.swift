@@ -29,18 +29,16 @@ public final class RobustAccuracy {
     let clean: DeviceBuffer
     let labels: DeviceBuffer
 
-    /// `net` must hold `plan.batchSize * plan.refinement.copies` images per batch.
+    /// `net` must hold `plan.batchSize * plan.copies` images per batch.
     public init(net: WideResNet, plan: AttackPlan) throws {
         if let problem = plan.problem() { throw BackendError("attack plan: \(problem)") }
-        guard net.maxBatch >= plan.batchSize * plan.refinement.copies else {
+        guard net.maxBatch >= plan.batchSize * plan.copies else {
             throw BackendError("attack plan: the network's batch \(net.maxBatch) is below batch size \(plan.batchSize) "
-                               + "x \(plan.refinement.copies) copies")
+                               + "x \(plan.copies) copies")
         }
         self.plan = plan
-        var refinement = plan.refinement
-        refinement.steps = 0
-        classifier = try RefinedClassifier(net: net, refinement: refinement, maxSteps: plan.refineSteps.max()!,
-                                           seed: plan.seed)
+        classifier = try RefinedClassifier(net: net, refinement: plan.refinement(steps: 0),
+                                           maxSteps: plan.refineSteps.max()!, seed: plan.seed)
         attack = try PGDAttack(classifier: classifier)
         backend = net.backend
         clean = try backend.makeBuffer(count: plan.batchSize * net.spec.inputCount)
