@@ -66,6 +66,21 @@ __kernel void clamp_values(__global float *x, float low, float high, uint count)
     x[i] = swift_min(swift_max(x[i], low), high);
 }
 
+// y = sign(x): +1, -1, or x itself for +-0 and NaN (as CPUBackend.sign).
+__kernel void sign_values(__global const float *x, __global float *y, uint count) {
+    uint i = get_global_id(0);
+    if (i >= count) return;
+    float v = x[i];
+    y[i] = v > 0.0f ? 1.0f : (v < 0.0f ? -1.0f : v);
+}
+
+// x[i] *= factors[i / rowSize]; one work-item per element.
+__kernel void scale_rows(__global float *x, __global const float *factors, uint rowSize, uint count) {
+    uint i = get_global_id(0);
+    if (i >= count) return;
+    x[i] *= factors[i / rowSize];
+}
+
 // C[r][c] = beta * C[r][c] over a rows x cols matrix with leading dimension ld at `offset`
 // (GEMM with k == 0; beta == 0 writes zeros without reading C, as BLAS does).
 __kernel void scale_matrix(__global float *c, uint offset, uint rows, uint cols, uint ld, float beta) {
@@ -130,4 +145,23 @@ __kernel void global_average_pool_backward(__global const float *gradY, __global
     if (i >= count) return;
     float g = gradY[i / spatial] * inverse;
     gradX[i] = accumulate ? gradX[i] + g : g;
+}
+
+// One work-group per row: n = ||x_r||_2 (sum of squares reduced in local memory), written to
+// norms[r] when writeNorms; then x_r *= target / n, always (atMost == 0) or only when n > target
+// (atMost == 1, the projection onto the L2 ball). A row of zeros is left unchanged.
+__kernel void rescale_rows(__global float *x, __global float *norms, uint rowSize, float target,
+                           uint atMost, uint writeNorms, __local float *scratch) {
+    uint r = get_group_id(0), lid = get_local_id(0), size = get_local_size(0);
+    __global float *row = x + (size_t)r * rowSize;
+    float s = 0.0f;
+    for (uint j = lid; j < rowSize; j += size) s += row[j] * row[j];
+    scratch[lid] = s;
+    reduce_local_sum(scratch);
+    float n = sqrt(scratch[0]);
+    if (writeNorms && lid == 0) norms[r] = n;
+    if (n > 0.0f && (!atMost || n > target)) {
+        float factor = target / n;
+        for (uint j = lid; j < rowSize; j += size) row[j] *= factor;
+    }
 }

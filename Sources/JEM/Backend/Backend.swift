@@ -75,6 +75,18 @@ public protocol Backend: AnyObject {
     func fill(_ x: DeviceBuffer, value: Float, offset: Int, count: Int)
     /// x = min(max(x, low), high).
     func clamp(_ x: DeviceBuffer, low: Float, high: Float, count: Int)
+    /// y = sign(x): +1 for x > 0, -1 for x < 0, x itself for ±0 and NaN.
+    func sign(_ x: DeviceBuffer, y: DeviceBuffer, count: Int)
+
+    // MARK: Per-row scaling (adversarial attacks: L2 steps, ball projections)
+
+    /// For each of `rows` rows of `rowSize` elements: n = ‖x_r‖₂ (written to `norms[r]` when given),
+    /// then x_r *= target / n: always (`.exact`, the row gets norm `target`) or only when n > target
+    /// (`.atMost`, the projection onto the L2 ball of radius `target`). A row of zeros is unchanged.
+    func rescaleRows(_ x: DeviceBuffer, rows: Int, rowSize: Int, toNorm target: Float, mode: RowRescale,
+                     norms: DeviceBuffer?)
+    /// x[r, j] *= factors[r] for `rows` rows of `rowSize` elements.
+    func scaleRows(_ x: DeviceBuffer, by factors: DeviceBuffer, rows: Int, rowSize: Int)
 
     // MARK: Pooling
 
@@ -215,6 +227,14 @@ public enum Activation: Sendable, Equatable, CustomStringConvertible {
         case .swish: return "swish"
         }
     }
+}
+
+/// How `rescaleRows` treats a row's norm.
+public enum RowRescale: Sendable, Equatable {
+    /// Scale every non-zero row to the target norm.
+    case exact
+    /// Scale down only rows whose norm exceeds the target (project onto the ball).
+    case atMost
 }
 
 public struct AdamHyperparameters: Sendable, Equatable {

@@ -252,6 +252,30 @@ public enum ParitySuite {
             let z = try h.pair(h.random(count, -3, 3))
             h.both { b, p in b.clamp(p(z), low: -1, high: 0.5, count: count) }
             try h.check("clamp", z, mode: .bitExact, "[-1, 0.5], \(count) elements")
+            // Zeros among the values: sign keeps them.
+            let w = try h.pair(h.random(count).enumerated().map { $0.offset % 7 == 0 ? 0 : $0.element })
+            let s = try h.pair(h.random(count))
+            h.both { b, p in b.sign(p(w), y: p(s), count: count) }
+            try h.check("sign", s, mode: .bitExact, "\(count) elements with zeros")
+        }
+        // Rows of different norms, one of zeros (left unchanged); both modes, with and without norms.
+        for (rows, rowSize) in [(7, 301), (5, 64)] {
+            var values = h.random(rows * rowSize)
+            for r in 0..<rows { for j in 0..<rowSize { values[r * rowSize + j] *= Float(r) * 0.5 } }
+            let target: Float = 3
+            for mode in [RowRescale.exact, .atMost] {
+                let x = try h.pair(values), norms = try h.pair(h.random(rows))
+                h.both { b, p in
+                    b.rescaleRows(p(x), rows: rows, rowSize: rowSize, toNorm: target, mode: mode, norms: p(norms))
+                }
+                try h.check("rescaleRows", x, "\(rows)x\(rowSize) to norm \(target), \(mode)")
+                try h.check("rescaleRows norms", norms, "\(rows)x\(rowSize), \(mode)")
+                h.both { b, p in b.rescaleRows(p(x), rows: rows, rowSize: rowSize, toNorm: 0.5, mode: mode, norms: nil) }
+                try h.check("rescaleRows", x, "\(rows)x\(rowSize) to norm 0.5, \(mode), no norms")
+            }
+            let x = try h.pair(values), factors = try h.pair(h.random(rows, -2, 2))
+            h.both { b, p in b.scaleRows(p(x), by: p(factors), rows: rows, rowSize: rowSize) }
+            try h.check("scaleRows", x, "\(rows)x\(rowSize)")
         }
     }
 

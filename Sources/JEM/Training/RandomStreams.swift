@@ -18,6 +18,8 @@ public enum RandomStream: UInt64, Sendable {
     case labelSubset
     case informativeInit
     case informativeClass
+    case attackNoise
+    case attackStart
 
     /// The stream id for this purpose and a counter below 2^56.
     public func id(_ counter: UInt64 = 0) -> UInt64 {
@@ -33,6 +35,14 @@ public enum RandomStream: UInt64, Sendable {
     /// SGLD noise of step `step` at iteration `iteration` (steps below 4096).
     public static func sgld(iteration: Int, step: Int, chain: Int = 0) -> UInt64 {
         RandomStream.sgldNoise.id(UInt64(iteration) << 14 | UInt64(chain) << 12 | UInt64(step))
+    }
+
+    /// Noise of one evaluation of the refined classifier (`RefinedClassifier`): `draw` (below
+    /// 2^44, see `AttackDraw`) names the evaluation, `part` 0 the copy noise and 1 + k the noise
+    /// of refinement step k (parts below 4096).
+    public static func attack(draw: UInt64, part: Int) -> UInt64 {
+        precondition(draw < (1 << 44) && part >= 0 && part < 4096, "attack noise draw \(draw) part \(part) out of range")
+        return RandomStream.attackNoise.id(draw << 12 | UInt64(part))
     }
 }
 

@@ -360,6 +360,44 @@ public final class CPUBackend: Backend {
         parallelChunks(count) { r in for i in r { px.value[i] = Swift.min(Swift.max(px.value[i], low), high) } }
     }
 
+    public func sign(_ x: DeviceBuffer, y: DeviceBuffer, count: Int) {
+        let px = UnsafeSendable(f(x)), py = UnsafeSendable(f(y))
+        parallelChunks(count) { r in for i in r {
+            let v = px.value[i]
+            py.value[i] = v > 0 ? 1 : (v < 0 ? -1 : v)
+        } }
+    }
+
+    // MARK: Per-row scaling
+
+    public func rescaleRows(_ x: DeviceBuffer, rows: Int, rowSize: Int, toNorm target: Float, mode: RowRescale,
+                            norms: DeviceBuffer?) {
+        let px = UnsafeSendable(f(x)), pn = UnsafeSendable(norms.map { f($0) })
+        parallelChunks(rows, grain: max(1, 16_384 / max(rowSize, 1))) { range in
+            for r in range {
+                let row = px.value + r * rowSize
+                var s: Float = 0
+                for j in 0..<rowSize { s += row[j] * row[j] }
+                let n = s.squareRoot()
+                pn.value?[r] = n
+                if n > 0 && (mode == .exact || n > target) {
+                    let factor = target / n
+                    for j in 0..<rowSize { row[j] *= factor }
+                }
+            }
+        }
+    }
+
+    public func scaleRows(_ x: DeviceBuffer, by factors: DeviceBuffer, rows: Int, rowSize: Int) {
+        let px = UnsafeSendable(f(x)), pf = UnsafeSendable(f(factors))
+        parallelChunks(rows, grain: max(1, 16_384 / max(rowSize, 1))) { range in
+            for r in range {
+                let row = px.value + r * rowSize, factor = pf.value[r]
+                for j in 0..<rowSize { row[j] *= factor }
+            }
+        }
+    }
+
     // MARK: Pooling
 
     public func globalAveragePoolForward(x: DeviceBuffer, y: DeviceBuffer, rows: Int, spatial: Int) {

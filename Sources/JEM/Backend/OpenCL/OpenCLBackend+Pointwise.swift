@@ -86,6 +86,32 @@ extension OpenCLBackend {
                           [.buffer(x), .f32(low), .f32(high), .u32(count)])
     }
 
+    public func sign(_ x: DeviceBuffer, y: DeviceBuffer, count: Int) {
+        guard count > 0, ready("sign", sizes: [count], .floats(x, count, "x"), .floats(y, count, "y")) else { return }
+        launchElementwise("sign_values", in: .elementwise, count: count, [.buffer(x), .buffer(y), .u32(count)])
+    }
+
+    // MARK: Per-row scaling
+
+    public func rescaleRows(_ x: DeviceBuffer, rows: Int, rowSize: Int, toNorm target: Float, mode: RowRescale,
+                            norms: DeviceBuffer?) {
+        guard rows > 0, rowSize > 0,
+              ready("rescaleRows", sizes: [rows * rowSize], .floats(x, rows * rowSize, "x"),
+                    .floats(norms ?? x, norms == nil ? 0 : rows, "norms")) else { return }
+        // Without `norms` the kernel gets x in that slot and never writes it (writeNorms = 0).
+        launchGroups("rescale_rows", in: .elementwise, groups: rows, preferredLocal: Self.channelReductionLocalSize,
+                     [.buffer(x), .buffer(norms ?? x), .u32(rowSize), .f32(target), .u32(mode == .atMost ? 1 : 0),
+                      .u32(norms == nil ? 0 : 1), .localScratch])
+    }
+
+    public func scaleRows(_ x: DeviceBuffer, by factors: DeviceBuffer, rows: Int, rowSize: Int) {
+        let count = rows * rowSize
+        guard count > 0, ready("scaleRows", sizes: [count], .floats(x, count, "x"), .floats(factors, rows, "factors"))
+        else { return }
+        launchElementwise("scale_rows", in: .elementwise, count: count,
+                          [.buffer(x), .buffer(factors), .u32(rowSize), .u32(count)])
+    }
+
     // MARK: Pooling
 
     public func globalAveragePoolForward(x: DeviceBuffer, y: DeviceBuffer, rows: Int, spatial: Int) {
