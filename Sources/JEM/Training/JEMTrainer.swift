@@ -65,8 +65,12 @@ public final class JEMTrainer {
                                   weightDecay: config.weightDecay, backend: backend)
         optimizer.momentum = config.momentum
         if config.usesSampling {
-            buffer = try ReplayBuffer(size: config.bufferSize, rowSize: spec.inputCount, backend: backend,
-                                      seed: config.seed)
+            do {
+                buffer = try ReplayBuffer(size: config.bufferSize, rowSize: spec.inputCount, backend: backend,
+                                          seed: config.seed)
+            } catch let error as BackendError {
+                throw BackendError("replay buffer of --buffer-size \(config.bufferSize) images: \(error)")
+            }
             sampler = try SGLDSampler(net: net, steps: config.sgldSteps, stepSize: config.sgldLR,
                                       noiseStd: config.sgldStd, gradClip: config.sgldGradClip,
                                       clampRange: config.sgldClamp.map { -$0...$0 })
