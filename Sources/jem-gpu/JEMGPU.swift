@@ -6,6 +6,10 @@ import JEM
 struct JEMGPU: ParsableCommand {
     static func main() {
         OpenBLASSetup.relaunchWithBestKernelsIfNeeded()
+        // A file-size limit (ulimit -f) would otherwise kill the process with SIGXFSZ mid-write;
+        // ignored, the write fails with EFBIG and is reported like a full disk (one line, naming
+        // the file, the previous checkpoint intact).
+        signal(SIGXFSZ, SIG_IGN)
         Self.main(nil)
     }
 
@@ -33,7 +37,13 @@ struct BackendOptions: ParsableArguments {
 
     /// The backend, printing the fallback notice of `--backend auto` on stderr.
     func makeBackend() throws -> any Backend {
-        let (backend, notice) = try BackendSelection.make(backend, device: device)
+        let made: (backend: any Backend, notice: String?)
+        do { made = try BackendSelection.make(backend, device: device) } catch let error as BackendError {
+            // Name the flag when the device asked for is not there.
+            guard let device, error.message.hasPrefix("no OpenCL device") else { throw error }
+            throw BackendError("--device \(device): \(error.message)")
+        }
+        let (backend, notice) = made
         if let notice { printError(notice) }
         return backend
     }

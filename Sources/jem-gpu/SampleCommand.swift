@@ -101,7 +101,10 @@ struct SampleCommand: ParsableCommand {
             throw CommandFailure("--init informative: \(model) records no training data; pass --data PATH")
         }
         runConfig.data = path
-        let dataset = try DatasetLoader.load(path)
+        // The built-in dataset's sizes come from the run, so the refit sees the same images.
+        let dataset = try DatasetLoader.load(path, options: LoadOptions(
+            builtinTrainCount: runConfig.builtinTrainCount ?? BuiltinDataset.defaultTrainCount,
+            builtinTestCount: runConfig.builtinTestCount ?? BuiltinDataset.defaultTestCount))
         guard dataset.train.shape == [spec.inputChannels, spec.imageHeight, spec.imageWidth] else {
             throw CommandFailure("--data \(path): images are \(dataset.train.shape.map(String.init).joined(separator: "x")), "
                                  + "the model expects \(spec.inputChannels)x\(spec.imageHeight)x\(spec.imageWidth)")

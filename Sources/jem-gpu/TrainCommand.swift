@@ -33,28 +33,28 @@ struct TrainCommand: ParsableCommand {
     @Option(help: ArgumentHelp("Objective: jem (p(y|x)+p(x)), baseline (cross-entropy only), jem-xy (+p(x,y)), ebm (p(x) only).",
                                valueName: "jem|baseline|jem-xy|ebm"))
     var mode: TrainingMode?
-    @Option(name: .customLong("px-weight"), help: "Weight of the log p(x) term.") var pxWeight: Float?
-    @Option(name: .customLong("pyx-weight"), help: "Weight of the cross-entropy (log p(y|x)) term.") var pyxWeight: Float?
-    @Option(name: .customLong("pxy-weight"), help: "Weight of the log p(x,y) term (mode jem-xy).") var pxyWeight: Float?
+    @Option(name: .customLong("px-weight"), parsing: .unconditional, help: "Weight of the log p(x) term.") var pxWeight: Float?
+    @Option(name: .customLong("pyx-weight"), parsing: .unconditional, help: "Weight of the cross-entropy (log p(y|x)) term.") var pyxWeight: Float?
+    @Option(name: .customLong("pxy-weight"), parsing: .unconditional, help: "Weight of the log p(x,y) term (mode jem-xy).") var pxyWeight: Float?
     @Flag(name: .customLong("class-cond-sampling"), help: "Sample p(x) chains class-conditionally (uniform random y).")
     var classConditionalSampling = false
-    @Option(name: .customLong("px-delay"), help: "Iterations trained as a plain classifier before p(x) starts.")
+    @Option(name: .customLong("px-delay"), parsing: .unconditional, help: "Iterations trained as a plain classifier before p(x) starts.")
     var pxDelay: Int?
-    @Option(name: .customLong("px-ramp"), help: "Iterations over which the p(x) weight then ramps up linearly from 0.")
+    @Option(name: .customLong("px-ramp"), parsing: .unconditional, help: "Iterations over which the p(x) weight then ramps up linearly from 0.")
     var pxRamp: Int?
-    @Option(name: .customLong("energy-l2"), help: "L2 penalty on f(x)^2 for real and fake (author's advice: 0.1).")
+    @Option(name: .customLong("energy-l2"), parsing: .unconditional, help: "L2 penalty on f(x)^2 for real and fake (author's advice: 0.1).")
     var energyL2: Float?
 
     // SGLD
-    @Option(name: .customLong("sgld-steps"), help: "SGLD steps per iteration.") var sgldSteps: Int?
-    @Option(name: .customLong("sgld-lr"), help: "SGLD gradient step size.") var sgldLR: Float?
-    @Option(name: .customLong("sgld-std"), help: "SGLD noise standard deviation.") var sgldStd: Float?
-    @Option(name: .customLong("sgld-grad-clip"), help: "Clip each SGLD gradient element to ±VALUE (off by default).")
+    @Option(name: .customLong("sgld-steps"), parsing: .unconditional, help: "SGLD steps per iteration.") var sgldSteps: Int?
+    @Option(name: .customLong("sgld-lr"), parsing: .unconditional, help: "SGLD gradient step size.") var sgldLR: Float?
+    @Option(name: .customLong("sgld-std"), parsing: .unconditional, help: "SGLD noise standard deviation.") var sgldStd: Float?
+    @Option(name: .customLong("sgld-grad-clip"), parsing: .unconditional, help: "Clip each SGLD gradient element to ±VALUE (off by default).")
     var sgldGradClip: Float?
-    @Option(name: .customLong("sgld-clamp"), help: "Clamp samples to [-VALUE, VALUE] after each step (off by default).")
+    @Option(name: .customLong("sgld-clamp"), parsing: .unconditional, help: "Clamp samples to [-VALUE, VALUE] after each step (off by default).")
     var sgldClamp: Float?
-    @Option(name: .customLong("buffer-size"), help: "Replay buffer images (kept on the device).") var bufferSize: Int?
-    @Option(name: .customLong("reinit-freq"), help: "Probability that a chain restarts from its initial distribution.")
+    @Option(name: .customLong("buffer-size"), parsing: .unconditional, help: "Replay buffer images (kept on the device).") var bufferSize: Int?
+    @Option(name: .customLong("reinit-freq"), parsing: .unconditional, help: "Probability that a chain restarts from its initial distribution.")
     var reinitFrequency: Float?
     @Option(name: .customLong("buffer-init"), help: ArgumentHelp(
         "Where chains start and restart: uniform = U(-1,1) (official JEM); informative = a Gaussian per class fitted to the training images (JEM++). Default: informative, paper preset: uniform.",
@@ -64,111 +64,72 @@ struct TrainCommand: ParsableCommand {
     // Optimisation
     @Option(help: ArgumentHelp("adam (betas .9/.999) or sgd (momentum).", valueName: "adam|sgd"))
     var optimizer: Optimizer.Kind?
-    @Option(help: "Learning rate.") var lr: Float?
-    @Option(help: "SGD momentum.") var momentum: Float?
-    @Option(name: .customLong("weight-decay"), help: "L2 weight decay.") var weightDecay: Float?
-    @Option(name: .customLong("warmup-iters"), help: "Linear warmup iterations (0: none).") var warmupIterations: Int?
+    @Option(parsing: .unconditional, help: "Learning rate (> 0).") var lr: Float?
+    @Option(parsing: .unconditional, help: "SGD momentum.") var momentum: Float?
+    @Option(name: .customLong("weight-decay"), parsing: .unconditional, help: "L2 weight decay.") var weightDecay: Float?
+    @Option(name: .customLong("warmup-iters"), parsing: .unconditional, help: "Linear warmup iterations (0: none).") var warmupIterations: Int?
     @Option(name: .customLong("decay-epochs"), help: ArgumentHelp("Epochs at which the lr is multiplied by --decay-rate.",
                                                                    valueName: "E1,E2,..."))
     var decayEpochs: String?
-    @Option(name: .customLong("decay-rate"), help: "Learning-rate decay factor.") var decayRate: Float?
-    @Option(help: "Epochs.") var epochs: Int?
-    @Option(name: .customLong("max-iterations"), help: "Stop after this many iterations in total (0: all epochs).")
+    @Option(name: .customLong("decay-rate"), parsing: .unconditional, help: "Learning-rate decay factor.") var decayRate: Float?
+    @Option(parsing: .unconditional, help: "Epochs.") var epochs: Int?
+    @Option(name: .customLong("max-iterations"), parsing: .unconditional, help: "Stop after this many iterations in total (0: all epochs).")
     var maxIterations: Int?
-    @Option(name: .customLong("batch-size"), help: "Batch size (data, labelled and SGLD batches).") var batchSize: Int?
-    @Option(help: "Random seed (model init, data order, buffer, SGLD noise).") var seed: UInt64?
+    @Option(name: .customLong("batch-size"), parsing: .unconditional, help: "Batch size (data, labelled and SGLD batches).") var batchSize: Int?
+    @Option(parsing: .unconditional, help: "Random seed, an integer 0...2^64-1 (model init, data order, buffer, SGLD noise).") var seed: UInt64?
 
     // Data
-    @Option(help: "Validation images held out (default: 5000 for 50k+ sets, else 10%).") var valid: Int?
-    @Option(name: .customLong("labels-per-class"), help: "Semi-supervised: keep N labels per class.")
+    @Option(parsing: .unconditional, help: "Validation images held out (default: 5000 for 50k+ sets, else 10%).") var valid: Int?
+    @Option(name: .customLong("labels-per-class"), parsing: .unconditional, help: "Semi-supervised: keep N labels per class.")
     var labelsPerClass: Int?
-    @Option(help: "Std of Gaussian noise added to training inputs (official 0.03).") var sigma: Float?
-    @Option(help: "Reflect padding for random crops (0: no crop).") var pad: Int?
+    @Option(parsing: .unconditional, help: "Std of Gaussian noise added to training inputs (official 0.03).") var sigma: Float?
+    @Option(parsing: .unconditional, help: "Reflect padding for random crops (0: no crop).") var pad: Int?
     @Option(name: .customLong("test-noise"),
-            help: "Std of Gaussian noise added to valid/test inputs when evaluating (official code: 0.03; default 0).")
+            parsing: .unconditional, help: "Std of Gaussian noise added to valid/test inputs when evaluating (official code: 0.03; default 0).")
     var testNoise: Float?
     @Option(help: ArgumentHelp("Random horizontal flips (default: on for 3-channel images except SVHN).",
                                valueName: "on|off"))
     var flip: Switch?
-    @Option(name: .customLong("builtin-train"), help: "Built-in dataset: training images.") var builtinTrain: Int?
-    @Option(name: .customLong("builtin-test"), help: "Built-in dataset: test images.") var builtinTest: Int?
+    @Option(name: .customLong("builtin-train"), parsing: .unconditional, help: "Built-in dataset: training images.") var builtinTrain: Int?
+    @Option(name: .customLong("builtin-test"), parsing: .unconditional, help: "Built-in dataset: test images.") var builtinTest: Int?
 
     // Divergence guard and output
-    @Option(name: .customLong("max-recoveries"), help: "Divergence rollbacks allowed before stopping.")
+    @Option(name: .customLong("max-recoveries"), parsing: .unconditional, help: "Divergence rollbacks allowed before stopping.")
     var maxRecoveries: Int?
-    @Option(name: .customLong("guard-loss"), help: "Divergence when |loss| exceeds this.") var guardLoss: Float?
-    @Option(name: .customLong("guard-gap"), help: "Divergence when |f(x_data) - f(x_q)| exceeds this.") var guardGap: Float?
+    @Option(name: .customLong("guard-loss"), parsing: .unconditional, help: "Divergence when |loss| exceeds this.") var guardLoss: Float?
+    @Option(name: .customLong("guard-gap"), parsing: .unconditional, help: "Divergence when |f(x_data) - f(x_q)| exceeds this.") var guardGap: Float?
     @Option(help: ArgumentHelp("After a divergence: cut-lr (x0.5) or more-sgld-steps (+10).",
                                valueName: "cut-lr|more-sgld-steps"))
     var recovery: TrainingConfig.RecoveryAction?
-    @Option(name: .customLong("snapshot-every"), help: "Iterations between in-memory good-state snapshots.")
+    @Option(name: .customLong("snapshot-every"), parsing: .unconditional, help: "Iterations between in-memory good-state snapshots.")
     var snapshotEvery: Int?
-    @Option(name: .customLong("log-every"), help: "Iterations between metrics.jsonl lines.") var logEvery: Int?
-    @Option(name: .customLong("sample-every"), help: "Iterations between sample grids (0: only at the end).")
+    @Option(name: .customLong("log-every"), parsing: .unconditional, help: "Iterations between metrics.jsonl lines.") var logEvery: Int?
+    @Option(name: .customLong("sample-every"), parsing: .unconditional, help: "Iterations between sample grids (0: only at the end).")
     var sampleEvery: Int?
     @Option(name: .customLong("final-sample-steps"),
-            help: "SGLD steps of the class-conditional grid samples/conditional_final.png written at the end (0: none).")
+            parsing: .unconditional, help: "SGLD steps of the class-conditional grid samples/conditional_final.png written at the end (0: none).")
     var finalSampleSteps: Int?
-    @Option(name: .customLong("checkpoint-every"), help: "Iterations between checkpoints (also at every epoch end).")
+    @Option(name: .customLong("checkpoint-every"), parsing: .unconditional, help: "Iterations between checkpoints (also at every epoch end).")
     var checkpointEvery: Int?
 
     enum Preset: String, ExpressibleByArgument, CaseIterable { case `default`, paper }
     enum Switch: String, ExpressibleByArgument, CaseIterable { case on, off }
 
+    /// Flag checks before anything is loaded. The ranges live in `TrainingConfig.validate()` (also
+    /// run on the config a checkpoint carries at --resume); a preset is always valid, so a refusal
+    /// there is always about a flag given here, and its message names that flag.
     func validate() throws {
-        func positive<T: Comparable & Numeric>(_ value: T?, _ flag: String) throws {
-            if let value, value <= 0 { throw ValidationError("--\(flag) must be > 0 (got \(value))") }
+        if let builtinTrain, !(1...BuiltinDataset.maximumCount).contains(builtinTrain) {
+            throw ValidationError("--builtin-train must be in 1...\(BuiltinDataset.maximumCount) (got \(builtinTrain))")
         }
-        func nonNegative<T: Comparable & Numeric>(_ value: T?, _ flag: String) throws {
-            if let value, value < 0 { throw ValidationError("--\(flag) must be >= 0 (got \(value))") }
-        }
-        try positive(lr, "lr")
-        try positive(batchSize, "batch-size")
-        try positive(epochs, "epochs")
-        try positive(bufferSize, "buffer-size")
-        try nonNegative(sgldSteps, "sgld-steps")
-        try nonNegative(sgldLR, "sgld-lr")
-        try nonNegative(sgldStd, "sgld-std")
-        try positive(sgldGradClip, "sgld-grad-clip")
-        try positive(sgldClamp, "sgld-clamp")
-        try nonNegative(energyL2, "energy-l2")
-        try nonNegative(warmupIterations, "warmup-iters")
-        try nonNegative(maxIterations, "max-iterations")
-        try nonNegative(weightDecay, "weight-decay")
-        try nonNegative(sigma, "sigma")
-        try nonNegative(pad, "pad")
-        try nonNegative(testNoise, "test-noise")
-        try nonNegative(valid, "valid")
-        try positive(labelsPerClass, "labels-per-class")
-        try nonNegative(maxRecoveries, "max-recoveries")
-        try positive(guardLoss, "guard-loss")
-        try positive(guardGap, "guard-gap")
-        try positive(snapshotEvery, "snapshot-every")
-        try positive(logEvery, "log-every")
-        try nonNegative(sampleEvery, "sample-every")
-        try nonNegative(checkpointEvery, "checkpoint-every")
-        try nonNegative(finalSampleSteps, "final-sample-steps")
-        try positive(builtinTrain, "builtin-train")
-        try positive(builtinTest, "builtin-test")
-        try nonNegative(pxWeight, "px-weight")
-        try nonNegative(pyxWeight, "pyx-weight")
-        try nonNegative(pxyWeight, "pxy-weight")
-        try nonNegative(pxDelay, "px-delay")
-        try nonNegative(pxRamp, "px-ramp")
-        if let reinitFrequency, !(0...1).contains(reinitFrequency) {
-            throw ValidationError("--reinit-freq must be in [0, 1] (got \(reinitFrequency))")
-        }
-        if let decayRate, decayRate <= 0 || decayRate > 1 {
-            throw ValidationError("--decay-rate must be in (0, 1] (got \(decayRate))")
-        }
-        if let model, WideResNetSpec.parse(model) == nil {
-            throw ValidationError("--model must be wrn-D-W with D = 6n+4 >= 10 and W >= 1, e.g. wrn-28-10 (got '\(model)')")
-        }
-        if let activation, !["leaky-relu", "swish"].contains(activation) {
-            throw ValidationError("--activation must be leaky-relu or swish (got '\(activation)')")
+        if let builtinTest, !(1...BuiltinDataset.maximumCount).contains(builtinTest) {
+            throw ValidationError("--builtin-test must be in 1...\(BuiltinDataset.maximumCount) (got \(builtinTest))")
         }
         if let decayEpochs, parseEpochList(decayEpochs) == nil {
             throw ValidationError("--decay-epochs must be comma-separated non-negative integers, e.g. 160,180 (got '\(decayEpochs)')")
+        }
+        do { try makeConfig(digits: false).validate() } catch let error as ConfigError {
+            throw ValidationError(error.description)
         }
     }
 
@@ -180,7 +141,8 @@ struct TrainCommand: ParsableCommand {
     }
 
     /// The preset's settings with every explicit flag applied on top.
-    func makeConfig(dataset: Dataset) -> TrainingConfig {
+    /// `digits` (1-channel images or SVHN) turns the default horizontal flip off.
+    func makeConfig(digits: Bool) -> TrainingConfig {
         var c = preset == .paper ? Presets.paper : Presets.standard
         c.data = data
         if let model { c.model = model }
@@ -220,7 +182,6 @@ struct TrainCommand: ParsableCommand {
         if let sigma { c.augmentation.noiseStd = sigma }
         if let pad { c.augmentation.padding = pad }
         if let testNoise { c.testNoise = testNoise }
-        let digits = dataset.train.channels == 1 || dataset.format.lowercased().contains("svhn")
         c.augmentation.horizontalFlip = flip.map { $0 == .on } ?? !digits
         if let maxRecoveries { c.maxRecoveries = maxRecoveries }
         if let guardLoss { c.guardLossLimit = guardLoss }
@@ -239,12 +200,8 @@ struct TrainCommand: ParsableCommand {
         let outputDirectory: String
         var dataPath = data
         if let resume {
-            let checkpoint = resume + "/checkpoints/last.safetensors"
-            let file = try SafetensorsFile(path: checkpoint)
-            guard let saved = try Checkpoint.describe(file).config else {
-                throw CommandFailure("\(checkpoint): checkpoint has no training config to resume")
-            }
-            config = saved
+            // The saved config, checked like flags (a corrupt checkpoint is refused, not trusted).
+            config = try Checkpoint.resumeConfig(directory: resume)
             if let epochs { config.epochs = epochs }
             if let maxIterations { config.maxIterations = maxIterations }
             dataPath = config.data
@@ -253,12 +210,24 @@ struct TrainCommand: ParsableCommand {
             config = TrainingConfig()
             outputDirectory = out ?? "runs/" + Self.timestamp()
         }
-        let options = LoadOptions(builtinTrainCount: builtinTrain ?? BuiltinDataset.defaultTrainCount,
-                                  builtinTestCount: builtinTest ?? BuiltinDataset.defaultTestCount)
+        // A resumed run regenerates the built-in dataset with the sizes it was trained on.
+        let options = LoadOptions(
+            builtinTrainCount: (resume != nil ? config.builtinTrainCount : nil) ?? builtinTrain ?? BuiltinDataset.defaultTrainCount,
+            builtinTestCount: (resume != nil ? config.builtinTestCount : nil) ?? builtinTest ?? BuiltinDataset.defaultTestCount)
         let dataset = try DatasetLoader.load(dataPath, options: options)
         printError(dataset.summary)
-        if resume == nil { config = makeConfig(dataset: dataset) }
-        try check(config, dataset: dataset)
+        if resume == nil {
+            config = makeConfig(digits: dataset.train.channels == 1 || dataset.format.lowercased().contains("svhn"))
+            if dataPath == "builtin" {
+                config.builtinTrainCount = options.builtinTrainCount
+                config.builtinTestCount = options.builtinTestCount
+            }
+        }
+        // Before the backend: a bad size is refused before any device is opened or memory allocated.
+        do { try config.validate(for: dataset) } catch let error as ConfigError {
+            let prefix = resume.map { "--resume \($0): the checkpoint's settings do not fit the data: " } ?? ""
+            throw ValidationError(prefix + error.description)
+        }
         let backend = try backendOptions.makeBackend()
         printError("backend: \(backend.deviceDescription)")
         let run = try TrainingRun(config: config, dataset: dataset, backend: backend, outputDirectory: outputDirectory,
@@ -266,27 +235,6 @@ struct TrainCommand: ParsableCommand {
         printError("\(run.spec) | \(config.mode.rawValue) | \(run.data.iterationsPerEpoch) it/epoch, "
                    + "\(run.totalIterations) iterations | out \(outputDirectory)")
         try run.run()
-    }
-
-    /// Checks that need the dataset: batch size, buffer partition, data size.
-    func check(_ c: TrainingConfig, dataset: Dataset) throws {
-        let trainCount = dataset.train.count
-        let validCount = c.validCount ?? (trainCount >= 50_000 ? 5000 : trainCount / 10)
-        if c.batchSize > trainCount - validCount {
-            throw ValidationError("--batch-size \(c.batchSize) is larger than the \(trainCount - validCount) training "
-                                  + "images left after the validation split (--valid \(validCount))")
-        }
-        if dataset.train.labels == nil && c.usesPyx {
-            throw ValidationError("--data \(c.data): the dataset has no labels; use --mode ebm to train p(x) only")
-        }
-        if c.usesPxy || c.classConditionalSampling, c.bufferSize % dataset.classCount != 0 {
-            throw ValidationError("--buffer-size \(c.bufferSize) must be divisible by the \(dataset.classCount) classes "
-                                  + "for class-conditional sampling")
-        }
-        if let perClass = c.labelsPerClass, perClass * dataset.classCount < c.batchSize {
-            throw ValidationError("--labels-per-class \(perClass) keeps fewer labelled images than one batch "
-                                  + "(--batch-size \(c.batchSize))")
-        }
     }
 
     static func timestamp() -> String {

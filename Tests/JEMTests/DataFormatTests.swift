@@ -415,6 +415,23 @@ final class DataFormatTests: XCTestCase {
         assertDataError(try DatasetLoader.load(F.write(tiny, dir + "/tiny.npy")), names: "tiny.npy", "at least 8×8")
     }
 
+    /// Float images holding NaN or ±Inf are refused at load, naming the file (and the array
+    /// inside an .npz): a single NaN pixel would otherwise turn the first batch's loss into NaN.
+    func testNonFiniteFloatPixelsAreRefused() {
+        for bad: Float in [.nan, .infinity, -.infinity] {
+            let pixels = [Float](repeating: 0.5, count: 127) + [bad]
+            let f32 = F.write(F.npyFloat32(pixels, shape: [2, 8, 8]), dir + "/f32.npy")
+            assertDataError(try DatasetLoader.load(f32), names: "f32.npy", "non-finite value (\(bad))")
+            let f64 = F.write(F.npy(descr: "<f8", shape: [2, 8, 8], data: pixels.flatMap { F.le64(Double($0).bitPattern) }),
+                              dir + "/f64.npy")
+            assertDataError(try DatasetLoader.load(f64), names: "f64.npy", "non-finite value")
+            var members = F.npzMembers()
+            members[0] = ("x_train.npy", F.npyFloat32([Float](repeating: 0.5, count: 5 * 3 * 64 - 1) + [bad], shape: [5, 3, 8, 8]))
+            let npz = F.write(F.zip(members, deflated: true), dir + "/nan.npz")
+            assertDataError(try DatasetLoader.load(npz), names: "nan.npz: x_train.npy", "non-finite value")
+        }
+    }
+
     func testImageFolderMixedSizesAndChannels() {
         let sizes = dir + "/sizes"
         F.write(PNG.encode(pixels: [UInt8](repeating: 1, count: 64), width: 8, height: 8, channels: 1), sizes + "/a/0.png")

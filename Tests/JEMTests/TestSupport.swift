@@ -44,7 +44,8 @@ struct CommandRun {
     var stderrLines: [String] { stderr.split(separator: "\n").map(String.init) }
 }
 
-/// Runs the jem-gpu binary built next to the tests (see `CLITests.binary`).
+/// Runs the jem-gpu binary built next to the tests (see `CLITests.binary`). Its output goes to
+/// temporary files, not pipes: a chatty stderr can never fill a pipe and block the process.
 func runJemGPU(_ arguments: [String], environment: [String: String] = [:], in folder: String? = nil) throws
     -> CommandRun
 {
@@ -55,13 +56,29 @@ func runJemGPU(_ arguments: [String], environment: [String: String] = [:], in fo
     var env = ProcessInfo.processInfo.environment
     for (k, v) in environment { env[k] = v }
     process.environment = env
-    let out = Pipe(), err = Pipe()
-    process.standardOutput = out
-    process.standardError = err
+    let base = NSTemporaryDirectory() + "jem-run-output-\(UUID().uuidString)"
+    let (out, err) = (base + ".stdout", base + ".stderr")
+    defer { unlink(out); unlink(err) }
+    FileManager.default.createFile(atPath: out, contents: nil)
+    FileManager.default.createFile(atPath: err, contents: nil)
+    process.standardOutput = try FileHandle(forWritingTo: URL(fileURLWithPath: out))
+    process.standardError = try FileHandle(forWritingTo: URL(fileURLWithPath: err))
     try process.run()
-    let stdout = out.fileHandleForReading.readDataToEndOfFile()
-    let stderr = err.fileHandleForReading.readDataToEndOfFile()
     process.waitUntilExit()
-    return CommandRun(status: process.terminationStatus, stdout: String(decoding: stdout, as: UTF8.self),
-                      stderr: String(decoding: stderr, as: UTF8.self))
+    return CommandRun(status: process.terminationStatus,
+                      stdout: String(decoding: FileManager.default.contents(atPath: out) ?? Data(), as: UTF8.self),
+                      stderr: String(decoding: FileManager.default.contents(atPath: err) ?? Data(), as: UTF8.self))
+}
+
+/// A fresh folder for tests that write many files: on a RAM file system (/dev/shm) where there is
+/// one with room, since every checkpoint a run writes is fsynced and on a busy disk those fsyncs,
+/// not the computation, would set the test's duration; otherwise in the temporary folder.
+func scratchDirectory(_ prefix: String) throws -> String {
+    var info = statvfs()
+    let ram = "/dev/shm"
+    let roomy = statvfs(ram, &info) == 0 && UInt64(info.f_bavail) * UInt64(info.f_frsize) > 1 << 30
+    let base = roomy && access(ram, W_OK) == 0 ? ram + "/" : NSTemporaryDirectory()
+    let path = base + prefix + "-" + UUID().uuidString
+    try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+    return path
 }

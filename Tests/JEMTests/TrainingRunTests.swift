@@ -118,6 +118,7 @@ final class TrainingRunTests: XCTestCase {
         config.warmupIterations = 0
         config.maxIterations = 12
         config.guardLossLimit = 50
+        config.guardLossLimit = 1e12   // so that the gap, the SGLD-specific symptom, trips first
         config.guardGapLimit = 50
         config.maxRecoveries = 20
         config.recoveryFactor = 0.01
@@ -128,8 +129,77 @@ final class TrainingRunTests: XCTestCase {
         XCTAssertEqual(run.state.iteration, 12)
         let weights = try tensors(dir + "/checkpoints/last.safetensors")
         XCTAssertTrue(weights.values.allSatisfy { $0.allSatisfy(\.isFinite) })
-        let metrics = try String(contentsOfFile: dir + "/metrics.jsonl", encoding: .utf8)
-        XCTAssertTrue(metrics.contains("\"divergence\""))
+        XCTAssertEqual(try divergences(dir).count, run.state.recoveries)
+        try assertUsableCheckpoint(dir)
+    }
+
+    /// A checkpoint is usable when it is finite and a new run resumes from it (the same path as
+    /// `jem-gpu train --resume`: settings checked, tensors loaded into a fresh trainer).
+    func assertUsableCheckpoint(_ dir: String, file: StaticString = #filePath, line: UInt = #line) throws {
+        let weights = try tensors(dir + "/checkpoints/last.safetensors")
+        XCTAssertTrue(weights.values.allSatisfy { $0.allSatisfy(\.isFinite) }, "non-finite checkpoint", file: file, line: line)
+        let config = try Checkpoint.resumeConfig(directory: dir)
+        let resumed = try quietRun(config, dir, resume: true)
+        let net = try tensors(dir + "/checkpoints/last.safetensors")
+        for p in resumed.trainer.net.parameters {
+            XCTAssertEqual(try resumed.trainer.backend.download(p.value), net[p.name], p.name, file: file, line: line)
+        }
+    }
+
+    /// The divergence events metrics.jsonl recorded.
+    func divergences(_ dir: String) throws -> [[String: Any]] {
+        try String(contentsOfFile: dir + "/metrics.jsonl", encoding: .utf8).split(separator: "\n")
+            .compactMap { try JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }
+            .filter { $0["event"] as? String == "divergence" }
+    }
+
+    /// A huge SGLD step throws the chains far from the data: the gap |f(x_data) - f(x_q)| trips the
+    /// guard, which rolls back and adds SGLD steps until its budget is spent, then stops with a
+    /// message and a finite checkpoint that resumes.
+    func testForcedDivergenceByHugeSGLDStepStopsCleanly() throws {
+        var config = smallConfig()
+        config.sgldLR = 1e7
+        config.maxIterations = 8
+        config.guardLossLimit = 1e12   // so that the gap, the SGLD-specific symptom, trips first
+        config.guardGapLimit = 50
+        config.maxRecoveries = 2
+        config.recoveryAction = .moreSGLDSteps
+        let dir = try temporaryDirectory()
+        let run = try quietRun(config, dir)
+        var messages: [String] = []
+        run.report = { messages.append($0) }
+        XCTAssertThrowsError(try run.run()) { error in
+            XCTAssertTrue("\(error)".contains("training diverged 2 times"), "\(error)")
+            XCTAssertTrue("\(error)".contains(dir + "/checkpoints/last.safetensors"), "\(error)")
+        }
+        XCTAssertTrue(messages.last?.hasPrefix("diverged 2 times (limit --max-recoveries 2)") == true, "\(messages)")
+        let events = try divergences(dir)
+        XCTAssertEqual(events.count, 3, "two recoveries and the one that stopped the run")
+        XCTAssertTrue((events.first?["problem"] as? String)?.contains("f(x_data) - f(x_q)") == true, "\(events)")
+        XCTAssertTrue((events.first?["action"] as? String)?.contains("SGLD steps now 12") == true, "\(events)")
+        try assertUsableCheckpoint(dir)
+    }
+
+    /// NaN in one batch (a transient fault): the guard rolls back, reseeds, and the run finishes.
+    func testInjectedNaNIsRecovered() throws {
+        var config = smallConfig()
+        config.maxIterations = 10
+        config.maxRecoveries = 3
+        let dir = try temporaryDirectory()
+        let run = try quietRun(config, dir)
+        var messages: [String] = []
+        run.report = { messages.append($0) }
+        run.injectNaNAtIteration = 6
+        try run.run()
+        XCTAssertEqual(run.state.iteration, 10)
+        XCTAssertEqual(run.state.recoveries, 1)
+        XCTAssertEqual(messages.last, "finished at iteration 10 after 1 divergence recoveries; checkpoint "
+                       + dir + "/checkpoints/last.safetensors")
+        let events = try divergences(dir)
+        XCTAssertEqual(events.count, 1)
+        XCTAssertEqual(events.first?["iteration"] as? Int, 6)
+        XCTAssertTrue((events.first?["problem"] as? String)?.hasPrefix("non-finite loss") == true, "\(events)")
+        try assertUsableCheckpoint(dir)
     }
 
     /// NaN injected into a batch: the guard catches it; with no recoveries allowed the run stops
@@ -144,8 +214,9 @@ final class TrainingRunTests: XCTestCase {
         XCTAssertThrowsError(try run.run()) { error in
             XCTAssertTrue("\(error)".contains("diverged"), "\(error)")
         }
-        let weights = try tensors(dir + "/checkpoints/last.safetensors")
-        XCTAssertTrue(weights.values.allSatisfy { $0.allSatisfy(\.isFinite) })
-        XCTAssertEqual(run.state.iteration, 6)
+        // Back to the last confirmed snapshot: the snapshot of iteration 6 held weights no
+        // iteration had checked yet (the NaN iteration was to check them).
+        XCTAssertEqual(run.state.iteration, 4)
+        try assertUsableCheckpoint(dir)
     }
 }

@@ -39,8 +39,20 @@ public final class MetricsLog {
         }
         var data = try JSONSerialization.data(withJSONObject: cleaned, options: [.sortedKeys])
         data.append(0x0A)
-        do { try handle.write(contentsOf: data) } catch {
-            throw IOError("\(path): cannot append to the metrics log (\(error.localizedDescription))")
+        let end = try? handle.offset()
+        do {
+            if CrashPoint.isArmed {
+                // Test-only: a kill halfway through a line (see CrashPoint).
+                try handle.write(contentsOf: data.prefix(data.count / 2))
+                CrashPoint.reach("metrics-half-line")
+                try handle.write(contentsOf: data.dropFirst(data.count / 2))
+            } else {
+                try handle.write(contentsOf: data)
+            }
+        } catch {
+            // Disk full mid-line: cut the partial line so the log stays whole JSON lines.
+            if let end { try? handle.truncate(atOffset: end) }
+            throw IOError("\(path): cannot append to the metrics log (\(AtomicFile.reason(error)))")
         }
     }
 }

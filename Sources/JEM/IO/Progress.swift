@@ -33,7 +33,7 @@ public final class ProgressReporter {
             let now = Date()
             guard now.timeIntervalSince(lastDraw) > 0.1 || completed >= total else { return }
             lastDraw = now
-            let width = 24, filled = min(width, width * completed / total)
+            let width = 24, filled = max(0, min(width, Int(Double(width) * Double(completed) / Double(total))))
             let bar = String(repeating: "█", count: filled) + String(repeating: "·", count: width - filled)
             FileHandle.standardError.write(Data("\r\u{1B}[K\(label) \(bar) \(completed)/\(total) \(stats) \(detail)".utf8))
         } else if completed % logEvery == 0 || completed >= total {
@@ -52,7 +52,7 @@ public final class ProgressReporter {
     }
 
     static func duration(_ seconds: Double) -> String {
-        guard seconds.isFinite else { return "?" }
+        guard seconds.isFinite, abs(seconds) < 1e9 else { return "?" }   // Int(1e20) would trap
         let s = Int(seconds.rounded())
         return s >= 3600 ? String(format: "%d:%02d:%02d", s / 3600, s / 60 % 60, s % 60)
             : String(format: "%d:%02d", s / 60, s % 60)

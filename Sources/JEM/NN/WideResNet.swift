@@ -20,12 +20,49 @@ public struct WideResNetSpec: Sendable, Equatable, CustomStringConvertible {
         self.activation = activation
     }
 
-    /// Parses `wrn-D-W` (e.g. `wrn-28-10`); nil when malformed or when D is not 6n+4.
+    /// Bounds on `wrn-D-W` far beyond any trainable network, so that sizes computed from a name
+    /// (channels, parameter counts) can never overflow; the memory estimate refuses big ones.
+    public static let maxDepth = 1000
+    public static let maxWiden = 1000
+
+    /// Parses `wrn-D-W` (e.g. `wrn-28-10`); nil when malformed, when D is not 6n+4, or when D or W
+    /// is beyond `maxDepth` / `maxWiden`.
     public static func parse(_ name: String) -> (depth: Int, widen: Int)? {
         let parts = name.lowercased().split(separator: "-")
         guard parts.count == 3, parts[0] == "wrn", let depth = Int(parts[1]), let widen = Int(parts[2]),
-              depth >= 10, (depth - 4) % 6 == 0, widen >= 1 else { return nil }
+              depth >= 10, depth <= maxDepth, (depth - 4) % 6 == 0, widen >= 1, widen <= maxWiden else { return nil }
         return (depth, widen)
+    }
+
+    /// Floats in every tensor of the state_dict (`WideResNet.parameters`), computed without
+    /// allocating: a checkpoint must hold exactly this many before a network is built for it.
+    public var parameterCount: Int {
+        let c = stageChannels, k = classCount
+        var total = inputChannels * c[0] * 9 + c[0]
+        var inChannels = c[0]
+        for stage in 0..<3 {
+            for index in 0..<blocksPerStage {
+                let out = c[stage + 1], stride = (index == 0 && stage > 0) ? 2 : 1
+                total += inChannels * out * 9 + out + out * out * 9 + out
+                if stride != 1 || inChannels != out { total += inChannels * out + out }
+                inChannels = out
+            }
+        }
+        return total + 2 * (featureCount * k + k) + featureCount + 1
+    }
+
+    /// A lower bound on the bytes a training run of this network needs with `batch` images:
+    /// weights, gradients and two Adam moments, and one activation per block output. Used to
+    /// refuse absurd sizes with a message instead of an allocation failure (it ignores the
+    /// replay buffer, which is checked on its own).
+    public func estimatedBytes(batch: Int) -> Double {
+        var activations = Double(stageChannels[0] * imageHeight * imageWidth)
+        var h = imageHeight, w = imageWidth
+        for stage in 0..<3 {
+            if stage > 0 { h = (h + 1) / 2; w = (w + 1) / 2 }
+            activations += Double(blocksPerStage) * Double(stageChannels[stage + 1] * h * w)
+        }
+        return 4 * (4 * Double(parameterCount) + Double(batch) * activations)
     }
 
     public var blocksPerStage: Int { (depth - 4) / 6 }

@@ -56,10 +56,76 @@ public enum Checkpoint {
         let activation: Activation = m["activation"] == "swish" ? .swish : .leakyReLU(slope: 0.2)
         let spec = WideResNetSpec(depth: depth, widen: widen, inputChannels: shape[0], imageHeight: shape[1],
                                   imageWidth: shape[2], classCount: classes, activation: activation)
-        let decoder = JSONDecoder()
-        let state = try m["run_state"].map { try decoder.decode(RunState.self, from: Data($0.utf8)) }
-        let config = try m["config"].map { try decoder.decode(TrainingConfig.self, from: Data($0.utf8)) }
-        return (spec, state, config)
+        guard (1...4096).contains(shape[0]), (1...65536).contains(shape[1]), (1...65536).contains(shape[2]),
+              (1...LoadOptions.maxClassCount).contains(classes) else {
+            throw IOError("\(name): checkpoint metadata has input shape \(shape) and \(classes) classes, out of range")
+        }
+        func decode<T: Decodable>(_ type: T.Type, _ key: String) throws -> T? {
+            guard let text = m[key] else { return nil }
+            do { return try JSONDecoder().decode(type, from: Data(text.utf8)) } catch {
+                throw IOError("\(name): checkpoint metadata '\(key)' is not a valid \(type) (\(Self.summary(error)))")
+            }
+        }
+        return (spec, try decode(RunState.self, "run_state"), try decode(TrainingConfig.self, "config"))
+    }
+
+    /// One line for a decoding error (DecodingError's own description spans lines and types).
+    static func summary(_ error: Error) -> String {
+        func path(_ context: DecodingError.Context) -> String {
+            context.codingPath.map { $0.intValue.map(String.init) ?? $0.stringValue }.joined(separator: ".")
+        }
+        let text: String
+        switch error as? DecodingError {
+        case .keyNotFound(let key, _): text = "missing '\(key.stringValue)'"
+        case .typeMismatch(_, let c), .valueNotFound(_, let c): text = "wrong value at '\(path(c))'"
+        case .dataCorrupted(let c): text = c.codingPath.isEmpty ? "not JSON" : "bad value at '\(path(c))'"
+        default: text = "\(error)"
+        }
+        return text.split(whereSeparator: \.isNewline).joined(separator: " ")
+    }
+
+    /// The settings of the run saved in `directory` (its checkpoints/last.safetensors), checked like
+    /// flags: a corrupt or hand-edited checkpoint is refused with one line instead of trusted.
+    public static func resumeConfig(directory: String) throws -> TrainingConfig {
+        let path = directory + "/checkpoints/last.safetensors"
+        guard FileManager.default.fileExists(atPath: path) else {
+            throw IOError("--resume \(directory): no checkpoints/last.safetensors to resume from")
+        }
+        let file = try SafetensorsFile(path: path)
+        guard let config = try describe(file).config else {
+            throw IOError("\(path): checkpoint has no training config to resume")
+        }
+        do { try config.validate() } catch let error as ConfigError {
+            throw IOError("\(path): the saved settings are invalid (\(error)); the checkpoint is corrupt")
+        }
+        return config
+    }
+
+    /// Opens the checkpoint a run of `config` on `spec` resumes from, checking before anything is
+    /// allocated that it describes the same network, that its counters are sane, and that its
+    /// tensors hold exactly as many floats as the run will allocate for them.
+    public static func openForResume(_ path: String, config: TrainingConfig, spec: WideResNetSpec) throws
+        -> (file: SafetensorsFile, state: RunState)
+    {
+        let file = try SafetensorsFile(path: path)
+        let name = (path as NSString).lastPathComponent
+        let (savedSpec, savedState, _) = try describe(file)
+        guard savedSpec == spec, let savedState else {
+            throw IOError("\(path): checkpoint is \(savedSpec)\(savedState == nil ? " without training state" : ""), "
+                          + "the run asks for \(spec)")
+        }
+        try savedState.validate(against: config, file: name)
+        let modelFloats = file.entries.filter { !$0.name.hasPrefix("train.") }.reduce(0) { $0 + $1.count }
+        guard modelFloats == spec.parameterCount else {
+            throw IOError("\(name): checkpoint holds \(modelFloats) model values, \(spec.name) has \(spec.parameterCount)")
+        }
+        if config.usesSampling {
+            let expected = config.bufferSize * spec.inputCount
+            guard let entry = file.entry("train.replay_buffer"), entry.count == expected else {
+                throw IOError("\(name): checkpoint lacks a replay buffer of \(config.bufferSize) images (--buffer-size)")
+            }
+        }
+        return (file, savedState)
     }
 
     /// Loads the model tensors into `net`, refusing the file at the first tensor whose name or

@@ -69,8 +69,12 @@ public final class JEMTrainer {
         optimizer.momentum = config.momentum
         if config.usesSampling {
             precondition(config.bufferInit == .uniform || initial != nil, "informative init needs its Gaussians")
-            buffer = try ReplayBuffer(size: config.bufferSize, rowSize: spec.inputCount, backend: backend,
-                                      seed: config.seed, initial: config.bufferInit == .informative ? initial : nil)
+            do {
+                buffer = try ReplayBuffer(size: config.bufferSize, rowSize: spec.inputCount, backend: backend,
+                                          seed: config.seed, initial: config.bufferInit == .informative ? initial : nil)
+            } catch let error as BackendError {
+                throw BackendError("replay buffer of --buffer-size \(config.bufferSize) images: \(error)")
+            }
             sampler = try SGLDSampler(net: net, steps: config.sgldSteps, stepSize: config.sgldLR,
                                       noiseStd: config.sgldStd, gradClip: config.sgldGradClip,
                                       clampRange: config.sgldClamp.map { -$0...$0 })

@@ -58,6 +58,10 @@ public struct TrainingConfig: Sendable, Codable, Equatable {
     public var recoveryFactor: Float = 0.5
     // Data
     public var data = "builtin"
+    /// The built-in dataset's sizes (`--builtin-train/--builtin-test`), kept so that `--resume`
+    /// regenerates the same images; nil for other data (and in checkpoints that predate them).
+    public var builtinTrainCount: Int? = nil
+    public var builtinTestCount: Int? = nil
     /// Held-out validation images (nil: 5000 for 50k+ training sets, else 10%).
     public var validCount: Int? = nil
     /// Semi-supervised: labels kept per class (nil: all).

@@ -23,7 +23,8 @@ public final class TrainingRun {
     let describe: [String: String]
     /// Messages for the user (one line each); stderr by default.
     public var report: (String) -> Void = { FileHandle.standardError.write(Data(($0 + "\n").utf8)) }
-    /// Test hook: corrupts the p(x) batch of this iteration with NaN (forced divergence).
+    /// Test hook: corrupts the p(x) and labelled batches of this iteration with NaN, once (a forced
+    /// divergence; the replay after a rollback gets the clean batch, like a transient fault).
     public var injectNaNAtIteration: Int? = nil
 
     public var checkpointPath: String { outputDirectory + "/checkpoints/last.safetensors" }
@@ -36,21 +37,33 @@ public final class TrainingRun {
     /// Prepares a run. With `resume`, continues from `outputDirectory`'s last checkpoint.
     public init(config: TrainingConfig, dataset: Dataset, backend: any Backend, outputDirectory: String,
                 resume: Bool, describe: [String: String] = [:]) throws {
-        guard let (depth, widen) = WideResNetSpec.parse(config.model), let activation = config.parsedActivation else {
-            throw IOError("--model/--activation: unknown \(config.model)/\(config.activation)")
+        // The same checks as the CLI's: a library caller (or a corrupt checkpoint's config) gets a
+        // one-line error here rather than a division by zero or a huge allocation later.
+        do { try config.validate(for: dataset) } catch let error as ConfigError where resume {
+            throw IOError("\(outputDirectory)/checkpoints/last.safetensors: the saved settings do not fit the data (\(error))")
         }
-        let train = dataset.train
-        spec = WideResNetSpec(depth: depth, widen: widen, inputChannels: train.channels, imageHeight: train.height,
-                              imageWidth: train.width, classCount: dataset.classCount, activation: activation)
+        guard let spec = config.spec(for: dataset) else { throw ConfigError("--model/--activation: invalid") }
+        self.spec = spec
         self.config = config
         self.outputDirectory = outputDirectory
         self.describe = describe
-        let split = DataSplit(train, validCount: config.validCount, labelsPerClass: config.labelsPerClass,
+        let split = DataSplit(dataset.train, validCount: config.validCount, labelsPerClass: config.labelsPerClass,
                               classCount: dataset.classCount, seed: config.seed)
         valid = split.valid
         test = dataset.test
         data = TrainingData(images: split.train, labeledIndices: split.labeledIndices, batchSize: config.batchSize,
                             seed: config.seed, augmentation: config.augmentation)
+
+        let fm = FileManager.default
+        let checkpointPath = outputDirectory + "/checkpoints/last.safetensors"
+        // Resuming: the checkpoint is checked against the run before anything is allocated for it.
+        var resumeFrom: (file: SafetensorsFile, state: RunState)? = nil
+        if resume {
+            guard fm.fileExists(atPath: checkpointPath) else {
+                throw IOError("--resume \(outputDirectory): no checkpoints/last.safetensors to resume from")
+            }
+            resumeFrom = try Checkpoint.openForResume(checkpointPath, config: config, spec: spec)
+        }
         var initial: InformativeInit? = nil
         if config.bufferInit == .informative && config.usesSampling {
             initial = try InformativeInit.fit(config: config, dataset: dataset)
@@ -59,22 +72,12 @@ public final class TrainingRun {
         guardian = try DivergenceGuard(trainer: trainer, lossLimit: config.guardLossLimit, gapLimit: config.guardGapLimit)
         state.sgldSteps = config.sgldSteps
 
-        let fm = FileManager.default
         for folder in [outputDirectory, outputDirectory + "/checkpoints", outputDirectory + "/samples"] {
-            do { try fm.createDirectory(atPath: folder, withIntermediateDirectories: true) } catch {
-                throw IOError("\(folder): cannot create the output folder (\(error.localizedDescription))")
-            }
+            try AtomicFile.createDirectories(folder)
+            // Temporary files of a killed run (never under a final name) are removed.
+            AtomicFile.removeStaleTemporaries(in: folder)
         }
-        let checkpointPath = outputDirectory + "/checkpoints/last.safetensors"
-        if resume {
-            guard fm.fileExists(atPath: checkpointPath) else {
-                throw IOError("--resume \(outputDirectory): no checkpoints/last.safetensors to resume from")
-            }
-            let file = try SafetensorsFile(path: checkpointPath)
-            let (savedSpec, savedState, _) = try Checkpoint.describe(file)
-            guard savedSpec == spec, let savedState else {
-                throw IOError("\(checkpointPath): checkpoint is \(savedSpec), the run asks for \(spec)")
-            }
+        if let (file, savedState) = resumeFrom {
             try Checkpoint.loadTrainingState(file, into: trainer)
             state = savedState
             trainer.optimizer.stepCount = state.optimizerSteps
@@ -133,7 +136,7 @@ public final class TrainingRun {
         var stopReason = "finished"
         var last = IterationStats()
         var window: [IterationStats] = []
-        guardian.snapshot(state)
+        guardian.snapshot(state, trusted: true)
 
         while state.iteration < total {
             if stopSignal != 0 {
@@ -144,7 +147,11 @@ public final class TrainingRun {
             let epoch = iteration / data.iterationsPerEpoch
             let lr = config.schedule.rate(iteration: iteration, epoch: epoch) * state.learningRateScale
             var batch = data.batch(iteration: iteration)
-            if injectNaNAtIteration == iteration { batch.px[0] = .nan; batch.labeled[0] = .nan }
+            if injectNaNAtIteration == iteration {
+                batch.px[0] = .nan
+                batch.labeled[0] = .nan
+                injectNaNAtIteration = nil
+            }
             let stats = try trainer.iterate(batch, iteration: iteration, learningRate: lr,
                                             seed: state.effectiveSeed(config.seed))
             try trainer.backend.synchronize()
@@ -156,8 +163,10 @@ public final class TrainingRun {
                 }
                 continue
             }
+            guardian.confirm()   // the weights of the pending snapshot just passed the check
             state.iteration += 1
             state.optimizerSteps = trainer.optimizer.stepCount
+            CrashPoint.reach("iteration")
             last = stats
             window.append(stats)
 
@@ -195,7 +204,8 @@ public final class TrainingRun {
             "last_loss": last.loss,
         ]
         try metrics.append(summary)
-        report("\(stopReason) at iteration \(state.iteration); checkpoint \(checkpointPath)")
+        let recovered = state.recoveries > 0 ? " after \(state.recoveries) divergence recoveries" : ""
+        report("\(stopReason) at iteration \(state.iteration)\(recovered); checkpoint \(checkpointPath)")
         if stopReason.hasPrefix("diverged") {
             throw TrainingDiverged(message: "training diverged \(state.recoveries) times; stopped at iteration "
                                    + "\(state.iteration) with the last good model in \(checkpointPath)")
@@ -219,7 +229,7 @@ public final class TrainingRun {
                 restored.learningRateScale *= config.recoveryFactor
                 action += ", reseeded, lr scale now \(restored.learningRateScale)"
             case .moreSGLDSteps:
-                restored.sgldSteps += 10
+                restored.sgldSteps = min(restored.sgldSteps + 10, TrainingConfig.maxSGLDSteps)
                 trainer.sampler?.steps = restored.sgldSteps
                 action += ", reseeded, SGLD steps now \(restored.sgldSteps)"
             }

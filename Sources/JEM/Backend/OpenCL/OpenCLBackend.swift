@@ -169,7 +169,8 @@ public final class OpenCLBackend: Backend {
     /// A new buffer, refusing sizes the device cannot hold in one allocation.
     func allocate(count: Int, type: ElementType, purpose: String) throws -> OpenCLBuffer {
         guard count >= 0 else { throw BackendError("cannot allocate a \(purpose) of \(count) elements") }
-        let bytes = Swift.max(count, 1) * type.size
+        let (bytes, overflow) = Swift.max(count, 1).multipliedReportingOverflow(by: type.size)
+        guard !overflow else { throw BackendError("cannot allocate a \(purpose) of \(count) \(type) elements: too large") }
         guard UInt64(bytes) <= device.maxAllocationBytes else {
             throw BackendError("cannot allocate a \(purpose) of \(count) \(type) elements (\(bytes) bytes, "
                 + "\(Self.mib(bytes)) MiB): \(device.name) allows at most \(device.maxAllocationBytes) bytes "
@@ -189,10 +190,7 @@ public final class OpenCLBackend: Backend {
         return OpenCLBuffer(mem: mem, context: context, count: count, type: type)
     }
 
-    static func mib(_ bytes: Int) -> String {
-        let tenths = (bytes * 10 + (1 << 19)) >> 20
-        return "\(tenths / 10).\(tenths % 10)"
-    }
+    static func mib(_ bytes: Int) -> String { String(format: "%.1f", Double(bytes) / Double(1 << 20)) }
 
     public func makeBuffer(count: Int, type: ElementType) throws -> DeviceBuffer {
         try throwIfFailed()
