@@ -74,7 +74,7 @@ public struct RunHistory: Sendable {
     }
 
     /// Reads `path`; a missing or unreadable file, or one in which no line can be read, is an
-    /// error naming it. `name` is how warnings refer to the file.
+    /// error naming it. Warnings name the file by its last path component.
     public init(path: String) throws {
         guard FileManager.default.fileExists(atPath: path) else { throw IOError("\(path): missing (no training log)") }
         let data: Data
