@@ -175,7 +175,8 @@ public struct ReportBuilder {
             ("curve_loss.png", "Loss and cross-entropy per logging step", TrainingCurves.loss(runs)),
             ("curve_accuracy.png", "Train accuracy per logging step; valid and test accuracy at each evaluation",
              TrainingCurves.accuracy(runs)),
-            ("curve_energy.png", "Mean f(x) = LogSumExp(logits) on data and on SGLD samples", TrainingCurves.energies(runs)),
+            ("curve_energy.png", "Mean f(x) = LogSumExp(logits) on data and on SGLD samples (from when the p(x) "
+             + "term starts)", TrainingCurves.energies(runs)),
         ]
         let images = charts.compactMap { name, caption, chart in
             chart.map { ReportDocument.Image(fileName: name, caption: caption, png: Data($0.render().pngData())) }
