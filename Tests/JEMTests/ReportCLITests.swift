@@ -149,15 +149,19 @@ final class ReportCLITests: XCTestCase {
         XCTAssertFalse(secondHTML.contains("|---|"))
     }
 
-    /// A report on one run: no baseline column, and a corrupt metrics line is skipped with a
-    /// warning on stderr and on the page.
+    /// A report on one run: no baseline column, a divergence event in the table, and a corrupt
+    /// metrics line skipped with a warning on stderr and on the page.
     func testSingleRunAndCorruptLine() throws {
         let (jem, _) = try trainedRuns()
         let copy = Self.folder + "/corrupt"
         try copyRun(jem, to: copy)
         let handle = try XCTUnwrap(FileHandle(forWritingAtPath: copy + "/metrics.jsonl"))
         try handle.seekToEnd()
-        try handle.write(contentsOf: Data(#"{"iteration": 7, "loss": 0."#.utf8))
+        try handle.write(contentsOf: Data(("""
+            {"action":"rolled back to iteration 4, reseeded, lr scale now 0.5","event":"divergence","iteration":5,\
+            "problem":"|loss| 20000 above the limit 10000.0","recoveries":1}
+
+            """ + #"{"iteration": 7, "loss": 0."#).utf8))
         try handle.close()
         let lineCount = try text(copy + "/metrics.jsonl").split(separator: "\n").count
         let out = Self.folder + "/single/report.md"
@@ -167,6 +171,9 @@ final class ReportCLITests: XCTestCase {
                       result.stderr)
         let markdown = try text(out)
         XCTAssertTrue(markdown.contains("## Log warnings"), markdown)
+        XCTAssertTrue(markdown.contains("| 5 | \\|loss\\| 20000 above the limit 10000.0 | rolled back to iteration 4, "
+                                        + "reseeded, lr scale now 0.5 | 1 |"), markdown)
+        XCTAssertTrue(markdown.contains("| divergence recoveries | 1 |"), markdown)
         XCTAssertTrue(markdown.contains("| metric | JEM (`corrupt`) |\n"), markdown)
         let evaluation = try decode(copy + "/eval/metrics.json")
         XCTAssertEqual(Set(evaluation.ood.keys), ["synthetic:uniform"])
