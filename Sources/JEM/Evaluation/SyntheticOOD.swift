@@ -13,6 +13,17 @@ public enum SyntheticOOD: String, Sendable, CaseIterable {
     /// `synthetic:<kind>` as given on the command line.
     public var name: String { "synthetic:" + rawValue }
 
+    /// What the set is, in one sentence (for reports).
+    public var explanation: String {
+        switch self {
+        case .uniform: return "every pixel drawn independently from U(-1, 1): pure noise"
+        case .interp: return "the midpoint (x_a + x_b) / 2 of two different random in-distribution images "
+            + "(the JEM paper's interp)"
+        case .permuted: return "each in-distribution image with its pixel positions randomly shuffled (channels "
+            + "together): the same pixel values, no spatial structure"
+        }
+    }
+
     /// Philox streams of the synthetic sets: a tag no training stream uses (RandomStream tags
     /// are small), the kind in the next byte, then the image index where one is needed.
     static func stream(_ kind: SyntheticOOD, _ counter: UInt64 = 0) -> UInt64 {

@@ -8,6 +8,9 @@ public struct Chart {
     public enum Mark {
         /// Points joined by straight segments; a non-finite point breaks the line.
         case line(points: [(x: Double, y: Double)], dashed: Bool)
+        /// A filled square at each point (values that are few, e.g. one evaluation per epoch,
+        /// stay visible where a line of one point would draw nothing).
+        case markers(points: [(x: Double, y: Double)])
         /// A histogram: `heights[i]` over `[edges[i], edges[i+1])`, drawn as a step outline over
         /// a light fill (so several overlaid histograms stay readable).
         case histogram(edges: [Double], heights: [Double])
@@ -113,6 +116,10 @@ public struct Chart {
                 }
                 previous = q
             }
+        case .markers(let points):
+            for p in points where p.x.isFinite && p.y.isFinite {
+                canvas.fillRect(x: px(p.x) - 3, y: py(p.y) - 3, width: 7, height: 7, series.color)
+            }
         case .histogram(let edges, let heights):
             let fill = series.color.lightened(0.75)
             for (i, h) in heights.enumerated() where h.isFinite && h > 0 {
@@ -168,7 +175,7 @@ public struct Chart {
         var fromZero = false
         for s in series {
             switch s.mark {
-            case .line(let points, _): values += points.map { x ? $0.x : $0.y }
+            case .line(let points, _), .markers(let points): values += points.map { x ? $0.x : $0.y }
             case .histogram(let edges, let heights), .bars(let edges, let heights):
                 values += x ? edges : heights
                 if !x { fromZero = true }
