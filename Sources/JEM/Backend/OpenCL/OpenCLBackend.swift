@@ -32,6 +32,9 @@ public final class OpenCLBackend: Backend {
     /// Built program binaries on disk, shared by processes (see `OpenCLProgramCache`).
     public let programCache: OpenCLProgramCache
     private(set) var firstError: BackendError?
+    /// Every `clEnqueueWriteBuffer` / `clEnqueueReadBuffer` of `upload` / `download` (reductions
+    /// read their partial sums through `download`, so they are counted too).
+    public private(set) var transfers = TransferCounts()
 
     /// im2col columns ([Cin*k*k][images*OH*OW]) and the column gradients of backward-data.
     let columns = OpenCLWorkspace(name: "convolution column")
@@ -228,6 +231,7 @@ public final class OpenCLBackend: Backend {
                                  bytes.baseAddress, 0, nil, nil)
         }
         try OpenCLStatus.check(status, "upload of \(values.count) elements")
+        transfers.recordUpload(bytes: values.count * type.size)
     }
 
     private func read<T>(_ buffer: DeviceBuffer, offset: Int, count: Int, type: ElementType, as _: T.Type) throws -> [T] {
@@ -242,6 +246,7 @@ public final class OpenCLBackend: Backend {
         }
         if status != CL_SUCCESS { record(status, "download of \(count) elements") }
         try throwIfFailed()
+        transfers.recordDownload(bytes: count * type.size)
         return values
     }
 
