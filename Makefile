@@ -12,7 +12,7 @@ RELEASE_FLAGS := -c release
 TEST_FLAGS := -c release -Xswiftc -enable-testing
 BIN := .build/release/jem-gpu
 
-.PHONY: deps python-deps build test test-long demo compare bench clean
+.PHONY: deps python-deps build test test-long demo compare bench bench-compare clean
 
 deps:
 	@missing=""; for p in $(APT_PACKAGES); do \
@@ -65,6 +65,19 @@ compare: build
 bench: deps
 	$(SWIFT) build $(RELEASE_FLAGS) --product jem-bench
 	.build/release/jem-bench --json bench.json
+
+# Optional: one JEM iteration of our CPU backend against PyTorch, alternating runs, in one go
+# (table + ratio, JSON in bench-compare.json). The first use makes a virtualenv with torch and numpy.
+# A torch wheel in pip's find-links (e.g. a CPU-only build) is preferred, since PyPI's default wheel
+# pulls ~3 GB of CUDA libraries; without one, pip fetches the default wheel from PyPI.
+BENCH_VENV := .venv-bench
+bench-compare: deps
+	@test -x $(BENCH_VENV)/bin/python || python3 -m venv $(BENCH_VENV)
+	@$(BENCH_VENV)/bin/python -c "import torch, numpy" 2>/dev/null || { \
+	  $(BENCH_VENV)/bin/pip install -q --disable-pip-version-check --no-index --no-deps torch 2>/dev/null; \
+	  $(BENCH_VENV)/bin/pip install -q --disable-pip-version-check torch numpy; }
+	$(SWIFT) build $(RELEASE_FLAGS) --product jem-bench
+	$(BENCH_VENV)/bin/python Benchmarks/torch/compare.py --jem-bench .build/release/jem-bench --json bench-compare.json
 
 clean:
 	rm -rf .build

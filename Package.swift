@@ -30,7 +30,7 @@ let package = Package(
         ]),
         .executableTarget(name: "jem-bench", dependencies: [
             "JEM", "CBLAS", .product(name: "ArgumentParser", package: "swift-argument-parser"),
-        ], path: "Benchmarks", exclude: ["README.md"]),
+        ], path: "Benchmarks", exclude: ["README.md", "torch"]),
         .testTarget(name: "JEMTests", dependencies: ["JEM", "CLKernels"]),
     ]
 )

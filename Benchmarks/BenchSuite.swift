@@ -17,7 +17,8 @@ struct BenchResult {
 
     var dictionary: [String: Any] {
         var d: [String: Any] = ["backend": backend, "name": name, "median_s": median,
-                                "min_s": seconds.min() ?? 0, "max_s": seconds.max() ?? 0, "runs": seconds.count]
+                                "min_s": seconds.min() ?? 0, "max_s": seconds.max() ?? 0, "runs": seconds.count,
+                                "all_s": seconds]
         if let gflops { d["gflops"] = gflops; d["fraction_of_gemm_ceiling"] = gflops / ceiling }
         if let gbps { d["gbytes_per_s"] = gbps }
         for (k, v) in extra { d[k] = v }
@@ -25,7 +26,7 @@ struct BenchResult {
     }
 
     var line: String {
-        var text = "\(name.padding(toLength: 52, withPad: " ", startingAt: 0)) "
+        var text = "\(name.count >= 52 ? name : name.padding(toLength: 52, withPad: " ", startingAt: 0)) "
         text += String(format: "%9.4f s (min %.4f, max %.4f, n=%d)", median, seconds.min() ?? 0, seconds.max() ?? 0,
                        seconds.count)
         if let gflops { text += String(format: "  %7.1f GFLOP/s  %3.0f%% of ceiling", gflops, 100 * gflops / ceiling) }
@@ -41,6 +42,8 @@ struct BenchSuite {
     let ceiling: Double
     let batch: Int
     let model: String
+    /// Timed runs of the JEM iteration (nil: 5, or 2 with `quick`).
+    var runs: Int? = nil
 
     func run() throws -> [BenchResult] {
         var results: [BenchResult] = []
@@ -160,13 +163,29 @@ struct BenchSuite {
         config.bufferSize = 10000
         config.pxDelay = 0
         let trainer = try JEMTrainer(config: config, spec: spec, backend: backend)
-        let images = (0..<(batch * spec.inputCount)).map { 2 * Philox.uniform(seed: 5, stream: 1, element: $0) - 1 }
-        let data = TrainingBatch(px: images, labeled: images, labels: (0..<batch).map { Int32($0 % spec.classCount) })
+        // Two different real batches, as the official script draws them from two loaders.
+        let images = { (stream: UInt64) in
+            (0..<(batch * spec.inputCount)).map { 2 * Philox.uniform(seed: 5, stream: stream, element: $0) - 1 }
+        }
+        let data = TrainingBatch(px: images(1), labeled: images(2),
+                                 labels: (0..<batch).map { Int32($0 % spec.classCount) })
         var iteration = 0
-        try record("\(spec.name) JEM iteration (20 SGLD steps), batch \(batch)", flop: 49 * forwardFlop,
-                   runs: quick ? 2 : 5) {
+        var traffic = TransferCounts()
+        let jemName = "\(spec.name) JEM iteration (20 SGLD steps), batch \(batch)"
+        try record(jemName, flop: 49 * forwardFlop, runs: runs ?? (quick ? 2 : 5)) {
+            let before = backend.transfers
             _ = try trainer.iterate(data, iteration: iteration, learningRate: 1e-4, seed: 1)
+            traffic = backend.transfers - before    // the same every iteration: the last one is kept
             iteration += 1
+        }
+        if let index = results.lastIndex(where: { $0.name == jemName }) {
+            // What crossed between host and device in one iteration (see README, Performance).
+            results[index].extra["bytes_host_to_device_per_iteration"] = Double(traffic.bytesToDevice)
+            results[index].extra["bytes_device_to_host_per_iteration"] = Double(traffic.bytesToHost)
+            results[index].extra["uploads_per_iteration"] = Double(traffic.uploads)
+            results[index].extra["downloads_per_iteration"] = Double(traffic.downloads)
+            print("    host -> device \(traffic.bytesToDevice) bytes in \(traffic.uploads) uploads, "
+                  + "device -> host \(traffic.bytesToHost) bytes in \(traffic.downloads) downloads per iteration")
         }
         return results
     }

@@ -40,14 +40,28 @@ struct JEMBench: ParsableCommand {
     @Option(help: ArgumentHelp("Model of the model-level benchmarks.", valueName: "wrn-D-W"))
     var model: String = "wrn-10-2"
 
+    @Option(help: ArgumentHelp("Timed runs of the JEM iteration benchmark (default 5, 2 with --quick).",
+                               valueName: "N"))
+    var iterations: Int?
+
+    @Flag(help: .hidden)   // the child process of "OpenCL first iteration" (ColdStart.swift)
+    var firstIterationProbe = false
+
     func validate() throws {
         guard batch >= 1 else { throw ValidationError("--batch must be at least 1 (got \(batch))") }
+        if let iterations, iterations < 1 {
+            throw ValidationError("--iterations must be at least 1 (got \(iterations))")
+        }
         guard WideResNetSpec.parse(model) != nil else {
             throw ValidationError("--model must be wrn-D-W with D = 6n+4, e.g. wrn-10-2 (got '\(model)')")
         }
     }
 
     func run() throws {
+        if firstIterationProbe {
+            try ColdStart.probe(device: device, model: model, batch: batch)
+            return
+        }
         var results: [BenchResult] = []
         let ceiling = measureGemmCeiling(quick: quick)
         print("float32 GEMM ceiling (cblas_sgemm 2048^3, this run): \(String(format: "%.1f", ceiling)) GFLOP/s")
@@ -72,8 +86,13 @@ struct JEMBench: ParsableCommand {
             }
             print("\n== \(engine.deviceDescription)")
             let suite = BenchSuite(backend: engine, quick: quick, filter: filter, ceiling: ceiling,
-                                   batch: batch, model: model)
+                                   batch: batch, model: model, runs: iterations)
             results += try suite.run()
+            if choice == .opencl, filter.map({ "OpenCL first iteration".localizedCaseInsensitiveContains($0) }) ?? true {
+                let executable = try FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")
+                results += try ColdStart.measure(executable: executable, device: device, model: model,
+                                                 batch: quick ? min(batch, 8) : batch, ceiling: ceiling)
+            }
         }
         if let json {
             let document: [String: Any] = [

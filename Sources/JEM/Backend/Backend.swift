@@ -33,6 +33,10 @@ public protocol Backend: AnyObject {
               destinationOffset: Int, count: Int)
     /// Waits for queued work and reports the first asynchronous error, if any.
     func synchronize() throws
+    /// What has crossed between the host and this backend's memory since it was made: every
+    /// upload, download and reduction result. Benchmarks read it to check that training keeps
+    /// its data on the device.
+    var transfers: TransferCounts { get }
 
     // MARK: Dense
 
@@ -141,6 +145,42 @@ public protocol Backend: AnyObject {
     func sum(_ x: DeviceBuffer, count: Int) throws -> Float
     /// sum of x[i]^2.
     func sumOfSquares(_ x: DeviceBuffer, count: Int) throws -> Float
+}
+
+/// Host <-> backend traffic: bytes and calls in each direction. Subtract two readings to get the
+/// traffic of what ran between them.
+public struct TransferCounts: Sendable, Equatable {
+    /// Bytes copied host -> device (`upload`).
+    public var bytesToDevice = 0
+    /// Bytes copied device -> host (`download`, `downloadInt32`, and what `sum` / `sumOfSquares`
+    /// read back).
+    public var bytesToHost = 0
+    public var uploads = 0
+    public var downloads = 0
+
+    public init() {}
+
+    // Empty transfers are not counted: no backend issues a copy for them.
+    mutating func recordUpload(bytes: Int) {
+        guard bytes > 0 else { return }
+        bytesToDevice += bytes
+        uploads += 1
+    }
+
+    mutating func recordDownload(bytes: Int) {
+        guard bytes > 0 else { return }
+        bytesToHost += bytes
+        downloads += 1
+    }
+
+    public static func - (after: TransferCounts, before: TransferCounts) -> TransferCounts {
+        var d = TransferCounts()
+        d.bytesToDevice = after.bytesToDevice - before.bytesToDevice
+        d.bytesToHost = after.bytesToHost - before.bytesToHost
+        d.uploads = after.uploads - before.uploads
+        d.downloads = after.downloads - before.downloads
+        return d
+    }
 }
 
 public enum BackendKind: String, Sendable, CaseIterable {

@@ -28,6 +28,10 @@ public final class CPUBackend: Backend {
     /// demand and reused: no allocation per op.
     private let threadScratch = (0..<CPUThreads.count).map { _ in ConvolutionScratch() }
 
+    /// Host memory is the CPU backend's memory, so "transfers" are the copies in and out of its
+    /// buffers: counted like the OpenCL backend's, so that both report the same traffic.
+    public private(set) var transfers = TransferCounts()
+
     public init() {
         let threads = CPUThreads.count
         // Parallelism is ours (images over cores); each GEMM runs single-threaded inside it.
@@ -55,6 +59,7 @@ public final class CPUBackend: Backend {
 
     public func upload(_ values: [Float], to buffer: DeviceBuffer, offset: Int) throws {
         try checkRange(buffer, offset: offset, count: values.count, type: .float32)
+        transfers.recordUpload(bytes: values.count * 4)
         values.withUnsafeBufferPointer { src in
             if let base = src.baseAddress { (f(buffer) + offset).update(from: base, count: values.count) }
         }
@@ -62,6 +67,7 @@ public final class CPUBackend: Backend {
 
     public func upload(_ values: [Int32], to buffer: DeviceBuffer, offset: Int) throws {
         try checkRange(buffer, offset: offset, count: values.count, type: .int32)
+        transfers.recordUpload(bytes: values.count * 4)
         values.withUnsafeBufferPointer { src in
             if let base = src.baseAddress { (i32(buffer) + offset).update(from: base, count: values.count) }
         }
@@ -69,11 +75,13 @@ public final class CPUBackend: Backend {
 
     public func download(_ buffer: DeviceBuffer, offset: Int, count: Int) throws -> [Float] {
         try checkRange(buffer, offset: offset, count: count, type: .float32)
+        transfers.recordDownload(bytes: count * 4)
         return Array(UnsafeBufferPointer(start: f(buffer) + offset, count: count))
     }
 
     public func downloadInt32(_ buffer: DeviceBuffer, offset: Int, count: Int) throws -> [Int32] {
         try checkRange(buffer, offset: offset, count: count, type: .int32)
+        transfers.recordDownload(bytes: count * 4)
         return Array(UnsafeBufferPointer(start: i32(buffer) + offset, count: count))
     }
 
@@ -606,12 +614,15 @@ public final class CPUBackend: Backend {
 
     // MARK: Reductions
 
+    // The scalar result counts as one 4-byte download (what a device backend must read back at least).
     public func sum(_ x: DeviceBuffer, count: Int) throws -> Float {
-        Float(reduce(f(x), count) { Double($0) })
+        transfers.recordDownload(bytes: 4)
+        return Float(reduce(f(x), count) { Double($0) })
     }
 
     public func sumOfSquares(_ x: DeviceBuffer, count: Int) throws -> Float {
-        Float(reduce(f(x), count) { Double($0) * Double($0) })
+        transfers.recordDownload(bytes: 4)
+        return Float(reduce(f(x), count) { Double($0) * Double($0) })
     }
 
     /// Double-precision per-chunk sums, added in chunk order: deterministic for a given core count.

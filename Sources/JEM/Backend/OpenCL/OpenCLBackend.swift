@@ -25,8 +25,16 @@ public final class OpenCLBackend: Backend {
     var programs: [KernelFile: OpenCLProgram] = [:]
     var kernels: [String: OpenCLKernel] = [:]
     /// Wall-clock seconds each program took to build (a cold PoCL cache makes this visible).
-    var buildSeconds: [String: Double] = [:]
+    public internal(set) var buildSeconds: [String: Double] = [:]
+    /// Where each `Kernels/*.cl` program came from: compiled from source, or a binary of
+    /// `programCache` (filled as programs are first used).
+    public internal(set) var programOrigins: [String: ProgramOrigin] = [:]
+    /// Built program binaries on disk, shared by processes (see `OpenCLProgramCache`).
+    public let programCache: OpenCLProgramCache
     private(set) var firstError: BackendError?
+    /// Every `clEnqueueWriteBuffer` / `clEnqueueReadBuffer` of `upload` / `download` (reductions
+    /// read their partial sums through `download`, so they are counted too).
+    public private(set) var transfers = TransferCounts()
 
     /// im2col columns ([Cin*k*k][images*OH*OW]) and the column gradients of backward-data.
     let columns = OpenCLWorkspace(name: "convolution column")
@@ -38,8 +46,11 @@ public final class OpenCLBackend: Backend {
     /// (and below the device's largest allocation). Lowered by tests to exercise chunking.
     var convolutionWorkspaceLimitBytes = 256 << 20
 
-    /// Opens the selected device (see `OpenCLRuntime.devices()` for the list).
-    public init(selection: OpenCLDeviceSelection = .first) throws {
+    /// Opens the selected device (see `OpenCLRuntime.devices()` for the list). `programCache`
+    /// defaults to the folder the environment names (`JEM_GPU_CACHE_DIR`, `XDG_CACHE_HOME`, `HOME`).
+    public init(selection: OpenCLDeviceSelection = .first,
+                programCache: OpenCLProgramCache = .fromEnvironment()) throws {
+        self.programCache = programCache
         let entries = try OpenCLRuntime.enumerate()
         let entry = entries[try selection.position(in: entries.map(\.info))]
         device = entry.info
@@ -218,6 +229,7 @@ public final class OpenCLBackend: Backend {
                                  bytes.baseAddress, 0, nil, nil)
         }
         try OpenCLStatus.check(status, "upload of \(values.count) elements")
+        transfers.recordUpload(bytes: values.count * type.size)
     }
 
     private func read<T>(_ buffer: DeviceBuffer, offset: Int, count: Int, type: ElementType, as _: T.Type) throws -> [T] {
@@ -232,6 +244,7 @@ public final class OpenCLBackend: Backend {
         }
         if status != CL_SUCCESS { record(status, "download of \(count) elements") }
         try throwIfFailed()
+        transfers.recordDownload(bytes: count * type.size)
         return values
     }
 

@@ -21,6 +21,14 @@ enum KernelFile: String, CaseIterable {
     case conv, elementwise, logsumexp, sgld, adam, reduce, philox
 }
 
+/// Where a built program came from.
+public enum ProgramOrigin: String, Sendable {
+    /// Compiled from its OpenCL C source in this process.
+    case source
+    /// Loaded from a binary of the on-disk program cache.
+    case cache
+}
+
 extension OpenCLBackend {
     /// Compiles `source` for this backend's device. A failure throws a `BackendError` that holds
     /// the compiler's build log. The kernel cache builds every `Kernels/*.cl` file through this,
@@ -59,15 +67,65 @@ extension OpenCLBackend {
         return OpenCLRuntime.decode(bytes)
     }
 
-    /// The program of `Kernels/<file>.cl`, built on first use and cached.
+    /// Builds a program from a binary `clGetProgramInfo(CL_PROGRAM_BINARIES)` gave for this device;
+    /// nil when the driver refuses it (the caller then builds from source).
+    func buildProgram(binary: [UInt8], name: String) -> OpenCLProgram? {
+        var deviceID = self.deviceID
+        var length = binary.count
+        var binaryStatus: cl_int = 0, status: cl_int = 0
+        let started = Date()
+        let handle: cl_program? = binary.withUnsafeBufferPointer { bytes in
+            var pointer: UnsafePointer<UInt8>? = bytes.baseAddress
+            return clCreateProgramWithBinary(context, 1, &deviceID, &length, &pointer, &binaryStatus, &status)
+        }
+        guard status == CL_SUCCESS, binaryStatus == CL_SUCCESS, handle != nil else {
+            if handle != nil { clReleaseProgram(handle) }
+            return nil
+        }
+        let program = OpenCLProgram(name: name, handle: handle)
+        // A binary still needs clBuildProgram (it links the device code); it skips the C compiler.
+        guard clBuildProgram(handle, 1, &deviceID, buildOptions, nil, nil) == CL_SUCCESS else { return nil }
+        buildSeconds[name] = Date().timeIntervalSince(started)
+        return program
+    }
+
+    /// The device binary of a built program, or nil when the driver gives none.
+    func binary(of program: OpenCLProgram) -> [UInt8]? {
+        var size = 0
+        guard clGetProgramInfo(program.handle, cl_program_info(CL_PROGRAM_BINARY_SIZES), MemoryLayout<Int>.size,
+                               &size, nil) == CL_SUCCESS, size > 0 else { return nil }
+        var bytes = [UInt8](repeating: 0, count: size)
+        let status = bytes.withUnsafeMutableBufferPointer { buffer in
+            // One device in the context, so one pointer in the array the query fills.
+            var pointer: UnsafeMutablePointer<UInt8>? = buffer.baseAddress
+            return clGetProgramInfo(program.handle, cl_program_info(CL_PROGRAM_BINARIES),
+                                    MemoryLayout<UnsafeMutablePointer<UInt8>?>.size, &pointer, nil)
+        }
+        return status == CL_SUCCESS ? bytes : nil
+    }
+
+    /// The program of `Kernels/<file>.cl`, built on first use and kept for the backend's life:
+    /// from the on-disk cache when it holds a binary for this device, driver, source and options,
+    /// else from source (and the binary stored for the next process).
     func program(_ file: KernelFile) throws -> OpenCLProgram {
         if let cached = programs[file] { return cached }
-        guard let source = CLKernels.resolvedSource(file.rawValue) else {
-            throw BackendError("kernel file \(file.rawValue).cl is not embedded in this build (or one of its "
+        let name = file.rawValue
+        guard let source = CLKernels.resolvedSource(name) else {
+            throw BackendError("kernel file \(name).cl is not embedded in this build (or one of its "
                 + "#include files is missing)")
         }
-        let built = try buildProgram(source: source, name: file.rawValue)
+        let key = OpenCLProgramCache.key(device: device, buildOptions: buildOptions, source: source)
+        if let stored = programCache.load(name: name, key: key), let built = buildProgram(binary: stored, name: name) {
+            programs[file] = built
+            programOrigins[name] = .cache
+            return built
+        }
+        let built = try buildProgram(source: source, name: name)
         programs[file] = built
+        programOrigins[name] = .source
+        if programCache.directory != nil, let compiled = binary(of: built) {
+            programCache.store(name: name, key: key, binary: compiled)
+        }
         return built
     }
 
