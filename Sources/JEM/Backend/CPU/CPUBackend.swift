@@ -1,4 +1,5 @@
 import CBLAS
+import CJEMKernels
 import Foundation
 
 /// Host memory for `CPUBackend`: 64-byte aligned, freed with the buffer.
@@ -24,16 +25,25 @@ public final class CPUBackend: Backend {
     public let kind = BackendKind.cpu
     public let deviceDescription: String
 
-    /// Per-thread convolution scratch (im2col columns, partial weight gradients), grown on
-    /// demand and reused: no allocation per op.
-    private let threadScratch = (0..<CPUThreads.count).map { _ in ConvolutionScratch() }
+    /// Per-thread convolution scratch (im2col columns, partial weight gradients, Winograd
+    /// tiles), grown on demand and reused: no allocation per op.
+    let threadScratch = (0..<CPUThreads.count).map { _ in ConvolutionScratch() }
+    /// The Winograd-transformed filter of the current conv call.
+    let winogradFilter = Scratch()
 
-    public init() {
+    /// Whether 3x3, stride-1, padding-1 convolutions (forward and backward-data) run through
+    /// Winograd F(4x4, 3x3) instead of im2col + GEMM (see `CPUWinograd.swift`).
+    public let usesWinograd: Bool
+
+    /// `winograd: false` keeps every convolution on im2col + GEMM (a reference for the tests
+    /// and the benchmarks).
+    public init(winograd: Bool = true) {
+        usesWinograd = winograd
         let threads = CPUThreads.count
         // Parallelism is ours (images over cores); each GEMM runs single-threaded inside it.
         openblas_set_num_threads(1)
         let core = openblas_get_corename().map { String(cString: $0) } ?? "unknown"
-        deviceDescription = "CPU (\(threads) threads, OpenBLAS \(core))"
+        deviceDescription = "CPU (\(threads) threads, OpenBLAS \(core)\(winograd ? "" : ", no Winograd"))"
     }
 
     @inline(__always) private func cpu(_ b: DeviceBuffer) -> CPUBuffer {
@@ -151,6 +161,11 @@ public final class CPUBackend: Backend {
     public func conv2dForward(_ s: Conv2DShape, input: DeviceBuffer, weight: DeviceBuffer,
                               bias: DeviceBuffer?, output: DeviceBuffer) {
         precondition(input.count >= s.inputCount && output.count >= s.outputCount && weight.count >= s.weightCount)
+        if winogradApplies(s, backward: false) {
+            winogradConvolution(s, input: f(input), weight: f(weight), bias: bias.map { f($0) }, output: f(output),
+                                backward: false, accumulate: false)
+            return
+        }
         let spatial = s.outHeight * s.outWidth, imageIn = s.inChannels * s.height * s.width
         let x = UnsafeSendable(f(input)), w = UnsafeSendable(f(weight)), y = UnsafeSendable(f(output))
         let b = UnsafeSendable(bias.map { f($0) })
@@ -175,6 +190,13 @@ public final class CPUBackend: Backend {
 
     public func conv2dBackwardData(_ s: Conv2DShape, gradOutput: DeviceBuffer, weight: DeviceBuffer,
                                    gradInput: DeviceBuffer, accumulate: Bool) {
+        precondition(gradOutput.count >= s.outputCount && gradInput.count >= s.inputCount
+                     && weight.count >= s.weightCount)
+        if winogradApplies(s, backward: true) {
+            winogradConvolution(s, input: f(gradOutput), weight: f(weight), bias: nil, output: f(gradInput),
+                                backward: true, accumulate: accumulate)
+            return
+        }
         let spatial = s.outHeight * s.outWidth, imageIn = s.inChannels * s.height * s.width
         let dy = UnsafeSendable(f(gradOutput)), w = UnsafeSendable(f(weight)), dx = UnsafeSendable(f(gradInput))
         let scratch = threadScratch
@@ -233,7 +255,7 @@ public final class CPUBackend: Backend {
     /// Splits `count` images into one contiguous run per thread (at most the core count) and
     /// returns how many threads ran. OpenBLAS itself runs single-threaded (see init).
     @discardableResult
-    private func parallelImages(_ count: Int, _ body: (Int, Range<Int>) -> Void) -> Int {
+    func parallelImages(_ count: Int, _ body: (Int, Range<Int>) -> Void) -> Int {
         let threads = min(CPUThreads.count, max(count, 1))
         withoutActuallyEscaping(body) { body in
             let box = UnsafeSendable(body)
@@ -611,23 +633,32 @@ struct AdamCoefficients {
 }
 
 /// One thread's convolution scratch.
-private final class ConvolutionScratch: @unchecked Sendable {
+final class ConvolutionScratch: @unchecked Sendable {
     let columns = Scratch()
     let weightGradient = Scratch()
+    // Winograd: the channels-last padded input, its tile transforms, their products with the
+    // filter, and the channels-last output (see CJEMKernels.h).
+    let packed = Scratch()
+    let transformed = Scratch()
+    let products = Scratch()
+    let unpacked = Scratch()
 }
 
-/// A grow-only host scratch area.
-private final class Scratch {
+/// A grow-only host scratch area, 64-byte aligned.
+final class Scratch {
+    private var raw: UnsafeMutableRawPointer?
     private var pointer: UnsafeMutablePointer<Float>?
     private var capacity = 0
 
-    deinit { pointer?.deallocate() }
+    deinit { raw?.deallocate() }
 
     func reserve(_ count: Int) -> UnsafeMutablePointer<Float> {
         if count > capacity || pointer == nil {
-            pointer?.deallocate()
+            raw?.deallocate()
             capacity = Swift.max(count, 1)
-            pointer = UnsafeMutablePointer<Float>.allocate(capacity: capacity)
+            let memory = UnsafeMutableRawPointer.allocate(byteCount: capacity * 4, alignment: 64)
+            raw = memory
+            pointer = memory.bindMemory(to: Float.self, capacity: capacity)
         }
         return pointer!
     }

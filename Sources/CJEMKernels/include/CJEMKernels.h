@@ -1,0 +1,32 @@
+#ifndef CJEMKERNELS_H
+#define CJEMKERNELS_H
+
+#include <stddef.h>
+
+/* Vectorised CPU kernels for jem-gpu's CPU backend. Each hot function is compiled three times
+   (x86-64-v4 = AVX-512, x86-64-v3 = AVX2 + FMA, baseline) and the loader picks the best one for
+   the machine once, so results are reproducible on a given machine.
+
+   Winograd F(4x4, 3x3) for 3x3, stride-1, padding-1 convolutions. One call of the pipeline covers
+   `nb` images of `c` channels, h x w pixels, cut into th x tw tiles of 4x4 outputs (6x6 inputs):
+
+     jem_wino_filter  U[p][r][q] = (G g G^T)[p], p = 6*xi + nu < 36, r < rows, q < kp (zero above cols)
+     jem_wino_pack    xp[n][4*th+2][4*tw+2][cp]: channels last, zero padded (pixels and channels)
+     jem_wino_input   V[p][t][cp] = (B^T d B)[p] for every tile t = (n*th + ty)*tw + tx
+     (the caller)     M[p][t][kp] = V[p] x U[p] (36 GEMMs)
+     jem_wino_output  yp[n][4*th][4*tw][kp] = A^T M A
+     jem_wino_unpack  y[n][k][h][w] (+)= yp (+ bias)
+
+   cp and kp (channel strides) must be multiples of 16. */
+
+/* Forward: rows = cin, cols = cout, g = w[q][r]. Backward data (backward != 0): the conv of the
+   output gradient with the spatially flipped, transposed filter: rows = cout, cols = cin,
+   g = w[r][q] flipped. w is [cout][cin][3][3]. */
+void jem_wino_filter(const float *w, int cout, int cin, int backward, int kp, float *u);
+void jem_wino_pack(const float *x, int nb, int c, int h, int w, int cp, int th, int tw, float *xp);
+void jem_wino_input(const float *xp, int nb, int th, int tw, int cp, float *v, size_t pstride);
+void jem_wino_output(const float *m, int nb, int th, int tw, int kp, size_t pstride, float *yp);
+void jem_wino_unpack(const float *yp, int nb, int k, int h, int w, int kp, int th, int tw, const float *bias,
+                     int accumulate, float *y);
+
+#endif

@@ -1,0 +1,179 @@
+/* Winograd F(4x4, 3x3) transforms (see CJEMKernels.h for the pipeline and the layouts).
+   The transforms vectorise over 16 channels (the channels-last layouts); the channel-first
+   <-> channels-last conversions go through 16x16 register transposes. */
+#include "CJEMKernels.h"
+#include <string.h>
+
+/* 16 floats, unaligned loads/stores allowed. */
+typedef float v16 __attribute__((vector_size(64), aligned(4)));
+#include "transpose16.h"
+#if defined(__x86_64__) && defined(__linux__)
+#define CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
+#else
+#define CLONES
+#endif
+
+#define ld(p) (*(const v16 *)(p))
+#define st(p, v) (*(v16 *)(p) = (v))
+
+/* xp[n][iy][ix][cp], iy < 4*th+2, ix < 4*tw+2: the image with one pixel of zero padding (more on the
+   bottom/right when the tiles overhang), channels last and zero above c. 16x16 blocks go through
+   registers (TRANSPOSE16); the pixels of a row beyond its last full block are copied one by one. */
+CLONES void jem_wino_pack(const float *x, int nb, int c, int h, int w, int cp, int th, int tw, float *xp) {
+    int ph = 4 * th + 2, pw = 4 * tw + 2, full = w / 16 * 16;
+    for (int n = 0; n < nb; n++) {
+        float *dst = xp + (size_t)n * ph * pw * cp;
+        const float *src = x + (size_t)n * c * h * w;
+        memset(dst, 0, sizeof(float) * (size_t)pw * cp);
+        for (int iy = 1; iy < ph; iy++) {
+            float *row = dst + (size_t)iy * pw * cp;
+            if (iy > h) { memset(row, 0, sizeof(float) * (size_t)pw * cp); continue; }
+            memset(row, 0, sizeof(float) * cp);
+            memset(row + (size_t)(w + 1) * cp, 0, sizeof(float) * (size_t)(pw - w - 1) * cp);
+            const float *s = src + (size_t)(iy - 1) * w;
+            for (int c0 = 0; c0 < cp; c0 += 16) {
+                for (int x0 = 0; x0 < full; x0 += 16) {
+                    v16 r[16];
+                    for (int i = 0; i < 16; i++) r[i] = c0 + i < c ? ld(s + (size_t)(c0 + i) * h * w + x0) : (v16){0};
+                    TRANSPOSE16(r);
+                    for (int j = 0; j < 16; j++) st(row + (size_t)(1 + x0 + j) * cp + c0, r[j]);
+                }
+                for (int ix = full; ix < w; ix++)
+                    for (int i = 0; i < 16; i++)
+                        row[(size_t)(1 + ix) * cp + c0 + i] = c0 + i < c ? s[(size_t)(c0 + i) * h * w + ix] : 0;
+            }
+        }
+    }
+}
+
+
+/* U[p][r][q] = (G g G^T)[p] for the 16 filters q0..q0+15 of row r at a time, in float. */
+CLONES void jem_wino_filter(const float *w, int cout, int cin, int backward, int kp, float *u) {
+    int rows = backward ? cout : cin, cols = backward ? cin : cout;
+    const float s6 = 1.0f / 6, s12 = 1.0f / 12, s24 = 1.0f / 24;
+    for (int r = 0; r < rows; r++) for (int q0 = 0; q0 < kp; q0 += 16) {
+        float tap[9][16];
+        for (int l = 0; l < 16; l++) {
+            int q = q0 + l;
+            for (int a = 0; a < 9; a++)
+                tap[a][l] = q >= cols ? 0 : backward ? w[((size_t)r * cin + q) * 9 + 8 - a] : w[((size_t)q * cin + r) * 9 + a];
+        }
+        v16 t[6][3];
+        for (int b = 0; b < 3; b++) {
+            v16 g0 = ld(tap[b]), g1 = ld(tap[3 + b]), g2 = ld(tap[6 + b]);
+            t[0][b] = 0.25f * g0;
+            t[1][b] = -s6 * (g0 + g1 + g2);
+            t[2][b] = -s6 * (g0 - g1 + g2);
+            t[3][b] = s24 * g0 + s12 * g1 + s6 * g2;
+            t[4][b] = s24 * g0 - s12 * g1 + s6 * g2;
+            t[5][b] = g2;
+        }
+        float *out = u + (size_t)r * kp + q0;
+        size_t ps = (size_t)rows * kp;
+        for (int i = 0; i < 6; i++) {
+            v16 g0 = t[i][0], g1 = t[i][1], g2 = t[i][2];
+            st(out + (6 * i + 0) * ps, 0.25f * g0);
+            st(out + (6 * i + 1) * ps, -s6 * (g0 + g1 + g2));
+            st(out + (6 * i + 2) * ps, -s6 * (g0 - g1 + g2));
+            st(out + (6 * i + 3) * ps, s24 * g0 + s12 * g1 + s6 * g2);
+            st(out + (6 * i + 4) * ps, s24 * g0 - s12 * g1 + s6 * g2);
+            st(out + (6 * i + 5) * ps, g2);
+        }
+    }
+}
+
+/* v[p][t][cp] (p stride pstride floats) = B^T d B for every tile t = (n*th + ty)*tw + tx. */
+CLONES void jem_wino_input(const float *xp, int nb, int th, int tw, int cp, float *v, size_t pstride) {
+    int ph = 4 * th + 2, pw = 4 * tw + 2;
+    for (int n = 0; n < nb; n++) for (int ty = 0; ty < th; ty++) for (int tx = 0; tx < tw; tx++) {
+        size_t t = ((size_t)n * th + ty) * tw + tx;
+        const float *base = xp + (((size_t)n * ph + 4 * ty) * pw + 4 * tx) * cp;
+        for (int c0 = 0; c0 < cp; c0 += 16) {
+            v16 m[6][6];
+            for (int j = 0; j < 6; j++) {
+                v16 d0 = ld(base + ((size_t)0 * pw + j) * cp + c0), d1 = ld(base + ((size_t)1 * pw + j) * cp + c0);
+                v16 d2 = ld(base + ((size_t)2 * pw + j) * cp + c0), d3 = ld(base + ((size_t)3 * pw + j) * cp + c0);
+                v16 d4 = ld(base + ((size_t)4 * pw + j) * cp + c0), d5 = ld(base + ((size_t)5 * pw + j) * cp + c0);
+                m[0][j] = 4 * d0 - 5 * d2 + d4;
+                m[1][j] = (d4 + d3) - 4 * (d1 + d2);
+                m[2][j] = (d4 - d3) + 4 * (d1 - d2);
+                m[3][j] = (d4 - d2) + 2 * (d3 - d1);
+                m[4][j] = (d4 - d2) - 2 * (d3 - d1);
+                m[5][j] = 4 * d1 - 5 * d3 + d5;
+            }
+            float *out = v + t * cp + c0;
+            for (int i = 0; i < 6; i++) {
+                v16 d0 = m[i][0], d1 = m[i][1], d2 = m[i][2], d3 = m[i][3], d4 = m[i][4], d5 = m[i][5];
+                st(out + (size_t)(6 * i + 0) * pstride, 4 * d0 - 5 * d2 + d4);
+                st(out + (size_t)(6 * i + 1) * pstride, (d4 + d3) - 4 * (d1 + d2));
+                st(out + (size_t)(6 * i + 2) * pstride, (d4 - d3) + 4 * (d1 - d2));
+                st(out + (size_t)(6 * i + 3) * pstride, (d4 - d2) + 2 * (d3 - d1));
+                st(out + (size_t)(6 * i + 4) * pstride, (d4 - d2) - 2 * (d3 - d1));
+                st(out + (size_t)(6 * i + 5) * pstride, 4 * d1 - 5 * d3 + d5);
+            }
+        }
+    }
+}
+
+/* yp[n][oy][ox][kp] (oy < 4*th, ox < 4*tw) = A^T m A for every tile. */
+CLONES void jem_wino_output(const float *m, int nb, int th, int tw, int kp, size_t pstride, float *yp) {
+    int oh = 4 * th, ow = 4 * tw;
+    for (int n = 0; n < nb; n++) for (int ty = 0; ty < th; ty++) for (int tx = 0; tx < tw; tx++) {
+        size_t t = ((size_t)n * th + ty) * tw + tx;
+        const float *in = m + t * kp;
+        float *base = yp + (((size_t)n * oh + 4 * ty) * ow + 4 * tx) * kp;
+        for (int k0 = 0; k0 < kp; k0 += 16) {
+            v16 r[4][6];
+            for (int j = 0; j < 6; j++) {
+                v16 m0 = ld(in + (size_t)(0 + j) * pstride + k0), m1 = ld(in + (size_t)(6 + j) * pstride + k0);
+                v16 m2 = ld(in + (size_t)(12 + j) * pstride + k0), m3 = ld(in + (size_t)(18 + j) * pstride + k0);
+                v16 m4 = ld(in + (size_t)(24 + j) * pstride + k0), m5 = ld(in + (size_t)(30 + j) * pstride + k0);
+                v16 a = m1 + m2, b = m1 - m2, c = m3 + m4, d = m3 - m4;
+                r[0][j] = m0 + a + c;
+                r[1][j] = b + 2 * d;
+                r[2][j] = a + 4 * c;
+                r[3][j] = b + 8 * d + m5;
+            }
+            for (int i = 0; i < 4; i++) {
+                v16 m0 = r[i][0], m1 = r[i][1], m2 = r[i][2], m3 = r[i][3], m4 = r[i][4], m5 = r[i][5];
+                v16 a = m1 + m2, b = m1 - m2, c = m3 + m4, d = m3 - m4;
+                float *row = base + (size_t)i * ow * kp + k0;
+                st(row, m0 + a + c);
+                st(row + kp, b + 2 * d);
+                st(row + 2 * kp, a + 4 * c);
+                st(row + 3 * kp, b + 8 * d + m5);
+            }
+        }
+    }
+}
+
+/* y[n][k][oy][ox] (+)= yp[n][oy][ox][k] (+ bias[k]), through 16x16 register transposes. */
+CLONES void jem_wino_unpack(const float *yp, int nb, int k, int h, int w, int kp, int th, int tw, const float *bias,
+                            int accumulate, float *y) {
+    int ow = 4 * tw, oh = 4 * th, full = w / 16 * 16;
+    for (int n = 0; n < nb; n++) for (int oy = 0; oy < h; oy++) {
+        const float *s = yp + ((size_t)n * oh + oy) * ow * kp;
+        float *d = y + (size_t)n * k * h * w + (size_t)oy * w;
+        for (int c0 = 0; c0 < k; c0 += 16) {
+            int lanes = k - c0 < 16 ? k - c0 : 16;
+            for (int x0 = 0; x0 < full; x0 += 16) {
+                v16 r[16];
+                for (int j = 0; j < 16; j++) r[j] = ld(s + (size_t)(x0 + j) * kp + c0);
+                TRANSPOSE16(r);
+                for (int i = 0; i < lanes; i++) {
+                    float *o = d + (size_t)(c0 + i) * h * w + x0;
+                    v16 v = r[i] + (bias ? bias[c0 + i] : 0.0f);
+                    st(o, accumulate ? ld(o) + v : v);
+                }
+            }
+            for (int i = 0; i < lanes; i++) {
+                float b = bias ? bias[c0 + i] : 0;
+                float *o = d + (size_t)(c0 + i) * h * w;
+                for (int ox = full; ox < w; ox++) {
+                    float v = s[(size_t)ox * kp + c0 + i] + b;
+                    o[ox] = accumulate ? o[ox] + v : v;
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,73 @@
+import CBLAS
+import CJEMKernels
+
+/// Winograd F(4x4, 3x3) for the CPU backend's 3x3, stride-1, padding-1 convolutions.
+///
+/// Each 6x6 input tile d becomes B^T d B, each 3x3 filter g becomes G g G^T, and the 36
+/// elementwise products summed over input channels are 36 GEMMs ([tiles][Cin] x [Cin][Cout]);
+/// A^T (.) A turns each product tile into 4x4 outputs. That is 36 multiplies per 16 outputs and
+/// input channel instead of 144: the 2.25x-4x fewer FLOPs of the stride-1 convs, which are about
+/// 70% of the WideResNet's. Backward-data of such a conv is the same conv of the output gradient
+/// with the spatially flipped, in/out-transposed filter, so one pipeline serves both.
+///
+/// Accuracy: the transforms add rounding of a few ulps of the largest terms (B and A have entries
+/// up to 8 and the filter transform 1/24 .. 1), measured at up to 7.5e-6 of the largest output
+/// magnitude for Cin 4 .. 64, Cout up to 128 (im2col: ~1e-7); see CPUWinogradTests.
+///
+/// Threads: the images split over the cores as in the im2col path; each thread runs its images
+/// in chunks of about 64 tiles, with its own scratch (~1.5 MB for the widest WRN-10-2 conv, so a
+/// chunk stays in L2). A chunk's GEMM mixes the tiles of its images only, and the chunks are a
+/// fixed function of (batch, core count): the result never depends on thread timing.
+extension CPUBackend {
+    /// The transforms' channel blocks.
+    static let winogradLanes = 16
+
+    /// Whether `s` (forward, or its backward-data when `backward`) runs through Winograd: 3x3,
+    /// stride 1, padding 1, and at least 4 input channels of the transformed conv (below that the
+    /// 16-lane transforms would mostly move zeros; the 3-channel stem stays on im2col).
+    func winogradApplies(_ s: Conv2DShape, backward: Bool) -> Bool {
+        usesWinograd && s.kernel == 3 && s.stride == 1 && s.padding == 1
+            && (backward ? s.outChannels : s.inChannels) >= 4 && s.batch > 0
+    }
+
+    /// output (+)= conv(input, weight) (+ bias), or for `backward` gradInput (+)= the
+    /// backward-data of the conv of `s` applied to `input` = gradOutput.
+    func winogradConvolution(_ s: Conv2DShape, input: UnsafeMutablePointer<Float>,
+                             weight: UnsafeMutablePointer<Float>, bias: UnsafeMutablePointer<Float>?,
+                             output: UnsafeMutablePointer<Float>, backward: Bool, accumulate: Bool) {
+        let lanes = Self.winogradLanes
+        let inC = backward ? s.outChannels : s.inChannels, outC = backward ? s.inChannels : s.outChannels
+        let cp = (inC + lanes - 1) / lanes * lanes, kp = (outC + lanes - 1) / lanes * lanes
+        let h = s.height, w = s.width, th = (h + 3) / 4, tw = (w + 3) / 4, tilesPerImage = th * tw
+        let chunk = max(1, (64 + tilesPerImage - 1) / tilesPerImage)
+        let u = winogradFilter.reserve(36 * inC * kp)
+        jem_wino_filter(weight, Int32(s.outChannels), Int32(s.inChannels), backward ? 1 : 0, Int32(kp), u)
+        let x = UnsafeSendable(input), y = UnsafeSendable(output), b = UnsafeSendable(bias)
+        let filter = UnsafeSendable(u)
+        let scratch = threadScratch
+        parallelImages(s.batch) { thread, images in
+            let space = scratch[thread]
+            let most = min(chunk, images.count), tilesMost = most * tilesPerImage
+            let packed = space.packed.reserve(most * (4 * th + 2) * (4 * tw + 2) * cp)
+            let transformed = space.transformed.reserve(36 * tilesMost * cp)
+            let products = space.products.reserve(36 * tilesMost * kp)
+            let unpacked = space.unpacked.reserve(most * 16 * tilesPerImage * kp)
+            var first = images.lowerBound
+            while first < images.upperBound {
+                let nb = min(chunk, images.upperBound - first), tiles = nb * tilesPerImage
+                jem_wino_pack(x.value + first * inC * h * w, Int32(nb), Int32(inC), Int32(h), Int32(w), Int32(cp),
+                              Int32(th), Int32(tw), packed)
+                jem_wino_input(packed, Int32(nb), Int32(th), Int32(tw), Int32(cp), transformed, tiles * cp)
+                for p in 0..<36 {
+                    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(tiles), Int32(outC), Int32(inC), 1,
+                                transformed + p * tiles * cp, Int32(cp), filter.value + p * inC * kp, Int32(kp), 0,
+                                products + p * tiles * kp, Int32(kp))
+                }
+                jem_wino_output(products, Int32(nb), Int32(th), Int32(tw), Int32(kp), tiles * kp, unpacked)
+                jem_wino_unpack(unpacked, Int32(nb), Int32(outC), Int32(h), Int32(w), Int32(kp), Int32(th), Int32(tw),
+                                b.value, accumulate ? 1 : 0, y.value + first * outC * h * w)
+                first += nb
+            }
+        }
+    }
+}
