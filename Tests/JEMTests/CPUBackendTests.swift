@@ -57,6 +57,36 @@ final class CPUBackendTests: XCTestCase {
         XCTAssertLessThan(maxRelativeError(try cpu.download(out), naiveConv(s, input: x, weight: w, bias: nil)), 1e-5)
     }
 
+    /// Stride-2 convs on rows of 16 and 32 pixels take the vectorised im2col / col2im path
+    /// (blocks of 16 pixels); odd heights, channel counts and a 1x1 shortcut included.
+    func testStrideTwoConvsMatchNaiveLoops() throws {
+        let shapes = [
+            Conv2DShape(batch: 3, inChannels: 5, height: 16, width: 16, outChannels: 7, kernel: 3, stride: 2, padding: 1),
+            Conv2DShape(batch: 2, inChannels: 3, height: 15, width: 32, outChannels: 4, kernel: 3, stride: 2, padding: 1),
+            Conv2DShape(batch: 1, inChannels: 2, height: 10, width: 48, outChannels: 3, kernel: 3, stride: 2, padding: 1),
+            Conv2DShape(batch: 3, inChannels: 6, height: 16, width: 16, outChannels: 5, kernel: 1, stride: 2, padding: 0),
+            Conv2DShape(batch: 2, inChannels: 4, height: 9, width: 32, outChannels: 3, kernel: 1, stride: 2, padding: 0),
+        ]
+        for (index, s) in shapes.enumerated() {
+            let stream = UInt64(10 * index)
+            let x = randomArray(s.inputCount, stream: stream + 1), w = randomArray(s.weightCount, stream: stream + 2)
+            let b = randomArray(s.outChannels, stream: stream + 3), dy = randomArray(s.outputCount, stream: stream + 4)
+            let out = try cpu.makeBuffer(count: s.outputCount)
+            cpu.conv2dForward(s, input: try buffer(x), weight: try buffer(w), bias: try buffer(b), output: out)
+            XCTAssertLessThan(maxRelativeError(try cpu.download(out), naiveConv(s, input: x, weight: w, bias: b)), 1e-5,
+                              "forward \(s)")
+            let expected = naiveConvBackwardData(s, gradOutput: dy, weight: w)
+            let dx = try cpu.makeBuffer(count: s.inputCount)
+            cpu.conv2dBackwardData(s, gradOutput: try buffer(dy), weight: try buffer(w), gradInput: dx, accumulate: false)
+            XCTAssertLessThan(maxRelativeError(try cpu.download(dx), expected), 1e-5, "backward data \(s)")
+            let start = randomArray(s.inputCount, stream: stream + 5)
+            let sum = try buffer(start)
+            cpu.conv2dBackwardData(s, gradOutput: try buffer(dy), weight: try buffer(w), gradInput: sum, accumulate: true)
+            XCTAssertLessThan(maxRelativeError(try cpu.download(sum), zip(start, expected).map { $0 + $1 }), 1e-5,
+                              "backward data, accumulate \(s)")
+        }
+    }
+
     func testConvBackwardDataGradient() throws {
         for s in oddConvShapes {
             let w = randomArray(s.weightCount, stream: 2)

@@ -31,33 +31,6 @@ final class CPUWinogradTests: XCTestCase {
 
     func buffer(_ values: [Float]) throws -> DeviceBuffer { try cpu.makeBuffer(values) }
 
-    /// dx[n][c][iy][ix] = sum over k, ky, kx of dy[n][k][iy + p - ky][ix + p - kx] w[k][c][ky][kx] (stride 1).
-    func naiveBackwardData(_ s: Conv2DShape, gradOutput dy: [Float], weight w: [Float]) -> [Float] {
-        var dx = [Float](repeating: 0, count: s.inputCount)
-        let oh = s.outHeight, ow = s.outWidth, k = s.kernel
-        for n in 0..<s.batch {
-            for c in 0..<s.inChannels {
-                for iy in 0..<s.height {
-                    for ix in 0..<s.width {
-                        var acc = 0.0
-                        for o in 0..<s.outChannels {
-                            for ky in 0..<k {
-                                for kx in 0..<k {
-                                    let oy = iy + s.padding - ky, ox = ix + s.padding - kx
-                                    if oy < 0 || oy >= oh || ox < 0 || ox >= ow { continue }
-                                    acc += Double(dy[((n * s.outChannels + o) * oh + oy) * ow + ox])
-                                        * Double(w[((o * s.inChannels + c) * k + ky) * k + kx])
-                                }
-                            }
-                        }
-                        dx[((n * s.inChannels + c) * s.height + iy) * s.width + ix] = Float(acc)
-                    }
-                }
-            }
-        }
-        return dx
-    }
-
     func testShapesTakeTheWinogradPath() {
         for s in Self.shapes {
             XCTAssertTrue(cpu.winogradApplies(s, backward: false), "\(s)")
@@ -95,7 +68,7 @@ final class CPUWinogradTests: XCTestCase {
             let stream = UInt64(10 * index)
             let dy = randomArray(s.outputCount, stream: stream + 4)
             let w = randomArray(s.weightCount, stream: stream + 5, low: -0.3, high: 0.3)
-            let expected = naiveBackwardData(s, gradOutput: dy, weight: w)
+            let expected = naiveConvBackwardData(s, gradOutput: dy, weight: w)
             let dx = try cpu.makeBuffer(count: s.inputCount)
             cpu.conv2dBackwardData(s, gradOutput: try buffer(dy), weight: try buffer(w), gradInput: dx, accumulate: false)
             let error = maxRelativeError(try cpu.download(dx), expected)

@@ -29,4 +29,16 @@ void jem_wino_output(const float *m, int nb, int th, int tw, int kp, size_t pstr
 void jem_wino_unpack(const float *yp, int nb, int k, int h, int w, int kp, int th, int tw, const float *bias,
                      int accumulate, float *y);
 
+
+/* Pointwise loops (pointwise.c); the caller splits the range over its threads. */
+void jem_leaky_relu_forward(const float *x, float *y, size_t n, float slope);
+/* gx (+)= gy * (x > 0 ? 1 : slope); gx may be gy. */
+void jem_leaky_relu_backward(const float *x, const float *gy, float *gx, size_t n, float slope, int accumulate);
+/* y = alpha * x + beta * y (beta == 0: y is not read). */
+void jem_axpby(float alpha, const float *x, float beta, float *y, size_t n);
+
+/* One image's im2col columns [c*k*k][oh*ow] and their adjoint (image (+)= col2im(col)). */
+void jem_im2col(const float *image, int c, int h, int w, int k, int stride, int pad, float *col);
+void jem_col2im(const float *col, int c, int h, int w, int k, int stride, int pad, float *image, int accumulate);
+
 #endif

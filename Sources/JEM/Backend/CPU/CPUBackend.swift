@@ -269,62 +269,15 @@ public final class CPUBackend: Backend {
 
     /// col[(c*k + ky)*k + kx][oy*OW + ox] = image[c][oy*s-p+ky][ox*s-p+kx] (0 outside).
     static func im2col(_ s: Conv2DShape, image: UnsafeMutablePointer<Float>, col: UnsafeMutablePointer<Float>) {
-        let oh = s.outHeight, ow = s.outWidth, spatial = oh * ow
-        let k = s.kernel, stride = s.stride, pad = s.padding, h = s.height, w = s.width
-        for row in 0..<s.patchSize {
-            let c = row / (k * k), ky = (row / k) % k, kx = row % k
-            let src = image + c * h * w, dst = col + row * spatial
-            for oy in 0..<oh {
-                let iy = oy * stride - pad + ky
-                let d = dst + oy * ow
-                if iy < 0 || iy >= h {
-                    d.update(repeating: 0, count: ow)
-                    continue
-                }
-                let srcRow = src + iy * w
-                if stride == 1 {
-                    // Valid ox: 0 <= ox - pad + kx < w.
-                    let lo = max(0, pad - kx), hi = min(ow, w + pad - kx)
-                    for ox in 0..<min(lo, ow) { d[ox] = 0 }
-                    if hi > lo { (d + lo).update(from: srcRow + (lo - pad + kx), count: hi - lo) }
-                    for ox in max(hi, 0)..<ow { d[ox] = 0 }
-                } else {
-                    for ox in 0..<ow {
-                        let ix = ox * stride - pad + kx
-                        d[ox] = (ix >= 0 && ix < w) ? srcRow[ix] : 0
-                    }
-                }
-            }
-        }
+        jem_im2col(image, Int32(s.inChannels), Int32(s.height), Int32(s.width), Int32(s.kernel), Int32(s.stride),
+                   Int32(s.padding), col)
     }
 
     /// The adjoint of im2col for one image: image (+)= the sum of the col entries that read each pixel.
     static func col2im(_ s: Conv2DShape, col: UnsafeMutablePointer<Float>, image: UnsafeMutablePointer<Float>,
                        accumulate: Bool) {
-        let oh = s.outHeight, ow = s.outWidth, spatial = oh * ow
-        let k = s.kernel, stride = s.stride, pad = s.padding, h = s.height, w = s.width
-        if !accumulate { image.update(repeating: 0, count: s.inChannels * h * w) }
-        for row in 0..<s.patchSize {
-            let c = row / (k * k), ky = (row / k) % k, kx = row % k
-            let src = col + row * spatial, dst = image + c * h * w
-            for oy in 0..<oh {
-                let iy = oy * stride - pad + ky
-                if iy < 0 || iy >= h { continue }
-                let r = src + oy * ow, d = dst + iy * w
-                if stride == 1 {
-                    let lo = max(0, pad - kx), hi = min(ow, w + pad - kx)
-                    if hi > lo {
-                        let base = d + (lo - pad + kx)
-                        for ox in lo..<hi { base[ox - lo] += r[ox] }
-                    }
-                } else {
-                    for ox in 0..<ow {
-                        let ix = ox * stride - pad + kx
-                        if ix >= 0 && ix < w { d[ix] += r[ox] }
-                    }
-                }
-            }
-        }
+        jem_col2im(col, Int32(s.inChannels), Int32(s.height), Int32(s.width), Int32(s.kernel), Int32(s.stride),
+                   Int32(s.padding), image, accumulate ? 1 : 0)
     }
 
     // MARK: Pointwise
@@ -333,7 +286,9 @@ public final class CPUBackend: Backend {
         let px = UnsafeSendable(f(x)), py = UnsafeSendable(f(y))
         switch activation {
         case .leakyReLU(let slope):
-            parallelChunks(count) { r in for i in r { let v = px.value[i]; py.value[i] = v > 0 ? v : slope * v } }
+            parallelChunks(count) { r in
+                jem_leaky_relu_forward(px.value + r.lowerBound, py.value + r.lowerBound, r.count, slope)
+            }
         case .swish:
             parallelChunks(count) { r in for i in r { let v = px.value[i]; py.value[i] = v / (1 + Foundation.exp(-v)) } }
         }
@@ -342,13 +297,12 @@ public final class CPUBackend: Backend {
     public func activationBackward(_ activation: Activation, x: DeviceBuffer, gradY: DeviceBuffer,
                                    gradX: DeviceBuffer, count: Int, accumulate: Bool) {
         let px = UnsafeSendable(f(x)), pg = UnsafeSendable(f(gradY)), pd = UnsafeSendable(f(gradX))
-        let keep: Float = accumulate ? 1 : 0
         switch activation {
         case .leakyReLU(let slope):
-            parallelChunks(count) { r in for i in r {
-                let g = pg.value[i] * (px.value[i] > 0 ? 1 : slope)
-                pd.value[i] = accumulate ? keep * pd.value[i] + g : g
-            } }
+            parallelChunks(count) { r in
+                jem_leaky_relu_backward(px.value + r.lowerBound, pg.value + r.lowerBound, pd.value + r.lowerBound,
+                                        r.count, slope, accumulate ? 1 : 0)
+            }
         case .swish:
             parallelChunks(count) { r in for i in r {
                 let v = px.value[i], sig = 1 / (1 + Foundation.exp(-v))
@@ -360,10 +314,8 @@ public final class CPUBackend: Backend {
 
     public func axpby(alpha: Float, x: DeviceBuffer, beta: Float, y: DeviceBuffer, count: Int) {
         let px = UnsafeSendable(f(x)), py = UnsafeSendable(f(y))
-        if beta == 0 {
-            parallelChunks(count) { r in for i in r { py.value[i] = alpha * px.value[i] } }
-        } else {
-            parallelChunks(count) { r in for i in r { py.value[i] = alpha * px.value[i] + beta * py.value[i] } }
+        parallelChunks(count) { r in
+            jem_axpby(alpha, px.value + r.lowerBound, beta, py.value + r.lowerBound, r.count)
         }
     }
 

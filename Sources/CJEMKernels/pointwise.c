@@ -1,0 +1,161 @@
+/* Pointwise loops and the im2col / col2im layout changes of the CPU backend. Written as plain
+   loops without branches in the element loops, so that the compiler vectorises them for each of
+   the three instruction sets (see CJEMKernels.h); every element is computed the same way in
+   each clone, so results do not depend on how the caller splits the range. */
+#include "CJEMKernels.h"
+#include <string.h>
+
+#if defined(__x86_64__) && defined(__linux__)
+#define CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
+#else
+#define CLONES
+#endif
+
+CLONES void jem_leaky_relu_forward(const float *x, float *y, size_t n, float slope) {
+    for (size_t i = 0; i < n; i++) {
+        float v = x[i];
+        y[i] = v > 0 ? v : slope * v;
+    }
+}
+
+CLONES void jem_leaky_relu_backward(const float *x, const float *gy, float *gx, size_t n, float slope,
+                                    int accumulate) {
+    if (accumulate) {
+        for (size_t i = 0; i < n; i++) gx[i] += gy[i] * (x[i] > 0 ? 1.0f : slope);
+    } else {
+        for (size_t i = 0; i < n; i++) gx[i] = gy[i] * (x[i] > 0 ? 1.0f : slope);
+    }
+}
+
+CLONES void jem_axpby(float alpha, const float *x, float beta, float *y, size_t n) {
+    if (beta == 0) {
+        for (size_t i = 0; i < n; i++) y[i] = alpha * x[i];
+    } else if (alpha == 1 && beta == 1) {
+        for (size_t i = 0; i < n; i++) y[i] = x[i] + y[i];
+    } else {
+        for (size_t i = 0; i < n; i++) y[i] = alpha * x[i] + beta * y[i];
+    }
+}
+
+/* The output columns ox whose input column ox*stride - pad + kx lies inside 0 ..< w. */
+static inline void valid_range(int ow, int w, int stride, int pad, int kx, int *lo, int *hi) {
+    int a = pad - kx, b = w + pad - kx;   /* need a <= ox*stride < b */
+    int l = a <= 0 ? 0 : (a + stride - 1) / stride;
+    int h = b <= 0 ? 0 : (b + stride - 1) / stride;
+    *lo = l < ow ? l : ow;
+    *hi = h < ow ? h : ow;
+    if (*hi < *lo) *hi = *lo;
+}
+
+typedef float v8 __attribute__((vector_size(32), aligned(4)));
+#define ld8(p) (*(const v8 *)(p))
+#define st8(p, v) (*(v8 *)(p) = (v))
+
+/* The three columns kx = 0, 1, 2 of a 3x3, stride-2, padding-1 conv read input columns
+   2ox-1, 2ox, 2ox+1: the odd pixels shifted by one, the even pixels, the odd pixels. For rows of
+   w = 2*ow pixels with ow a multiple of 8, each block of 16 pixels is split with two shuffles. */
+static inline int fast_stride2(int k, int stride, int pad, int w, int ow) {
+    return stride == 2 && w == 2 * ow && ow % 8 == 0 && ((k == 3 && pad == 1) || (k == 1 && pad == 0));
+}
+
+/* col[(ch*k + ky)*k + kx][oy*ow + ox] = image[ch][oy*stride - pad + ky][ox*stride - pad + kx] (0 outside). */
+CLONES void jem_im2col(const float *image, int c, int h, int w, int k, int stride, int pad, float *col) {
+    int oh = (h + 2 * pad - k) / stride + 1, ow = (w + 2 * pad - k) / stride + 1;
+    size_t spatial = (size_t)oh * ow;
+    if (fast_stride2(k, stride, pad, w, ow)) {
+        for (int ch = 0; ch < c; ch++) for (int ky = 0; ky < k; ky++) {
+            float *r0 = col + (size_t)(ch * k + ky) * k * spatial;
+            for (int oy = 0; oy < oh; oy++) {
+                int iy = oy * 2 - pad + ky;
+                float *d = r0 + (size_t)oy * ow;
+                if (iy < 0 || iy >= h) {
+                    for (int kx = 0; kx < k; kx++) memset(d + (size_t)kx * spatial, 0, sizeof(float) * ow);
+                    continue;
+                }
+                const float *s = image + ((size_t)ch * h + iy) * w;
+                v8 previousOdd = {0};
+                for (int x0 = 0; x0 < ow; x0 += 8) {
+                    v8 a = ld8(s + 2 * x0), b = ld8(s + 2 * x0 + 8);
+                    v8 even = __builtin_shufflevector(a, b, 0, 2, 4, 6, 8, 10, 12, 14);
+                    if (k == 1) { st8(d + x0, even); continue; }
+                    v8 odd = __builtin_shufflevector(a, b, 1, 3, 5, 7, 9, 11, 13, 15);
+                    st8(d + x0, __builtin_shufflevector(previousOdd, odd, 7, 8, 9, 10, 11, 12, 13, 14));
+                    st8(d + spatial + x0, even);
+                    st8(d + 2 * spatial + x0, odd);
+                    previousOdd = odd;
+                }
+            }
+        }
+        return;
+    }
+    for (int ch = 0; ch < c; ch++) for (int ky = 0; ky < k; ky++) for (int kx = 0; kx < k; kx++) {
+        const float *src = image + (size_t)ch * h * w;
+        float *dst = col + ((size_t)(ch * k + ky) * k + kx) * spatial;
+        int lo, hi;
+        valid_range(ow, w, stride, pad, kx, &lo, &hi);
+        for (int oy = 0; oy < oh; oy++) {
+            int iy = oy * stride - pad + ky;
+            float *d = dst + (size_t)oy * ow;
+            if (iy < 0 || iy >= h) { memset(d, 0, sizeof(float) * ow); continue; }
+            const float *s = src + (size_t)iy * w + (kx - pad);
+            for (int ox = 0; ox < lo; ox++) d[ox] = 0;
+            if (stride == 1) {
+                memcpy(d + lo, s + lo, sizeof(float) * (size_t)(hi - lo));
+            } else {
+                for (int ox = lo; ox < hi; ox++) d[ox] = s[(size_t)ox * stride];
+            }
+            for (int ox = hi; ox < ow; ox++) d[ox] = 0;
+        }
+    }
+}
+
+/* The adjoint of jem_im2col: image (+)= the sum of the col entries that read each pixel. In the
+   fast stride-2 case each block of 16 pixels gets its even pixels from kx = 1 and its odd
+   pixels 2ox+1 from kx = 2 (at ox) and kx = 0 (at ox+1), interleaved with two shuffles. */
+CLONES void jem_col2im(const float *col, int c, int h, int w, int k, int stride, int pad, float *image,
+                       int accumulate) {
+    int oh = (h + 2 * pad - k) / stride + 1, ow = (w + 2 * pad - k) / stride + 1;
+    size_t spatial = (size_t)oh * ow;
+    if (!accumulate) memset(image, 0, sizeof(float) * (size_t)c * h * w);
+    int fast = fast_stride2(k, stride, pad, w, ow);
+    for (int ch = 0; ch < c; ch++) for (int ky = 0; ky < k; ky++) {
+        float *dst = image + (size_t)ch * h * w;
+        const float *rows = col + (size_t)(ch * k + ky) * k * spatial;
+        for (int oy = 0; oy < oh; oy++) {
+            int iy = oy * stride - pad + ky;
+            if (iy < 0 || iy >= h) continue;
+            float *d = dst + (size_t)iy * w;
+            if (fast) {
+                const float *r0 = rows + (size_t)oy * ow;
+                for (int x0 = 0; x0 < ow; x0 += 8) {
+                    v8 even, odd;
+                    if (k == 1) {
+                        even = ld8(r0 + x0);
+                        odd = (v8){0};
+                    } else {
+                        v8 next = x0 + 8 < ow ? ld8(r0 + x0 + 8) : (v8){0};
+                        v8 r0Shifted = __builtin_shufflevector(ld8(r0 + x0), next, 1, 2, 3, 4, 5, 6, 7, 8);
+                        even = ld8(r0 + spatial + x0);
+                        odd = ld8(r0 + 2 * spatial + x0) + r0Shifted;
+                    }
+                    v8 lo = __builtin_shufflevector(even, odd, 0, 8, 1, 9, 2, 10, 3, 11);
+                    v8 hi = __builtin_shufflevector(even, odd, 4, 12, 5, 13, 6, 14, 7, 15);
+                    st8(d + 2 * x0, ld8(d + 2 * x0) + lo);
+                    st8(d + 2 * x0 + 8, ld8(d + 2 * x0 + 8) + hi);
+                }
+                continue;
+            }
+            for (int kx = 0; kx < k; kx++) {
+                const float *r = rows + (size_t)kx * spatial + (size_t)oy * ow;
+                int lo, hi;
+                valid_range(ow, w, stride, pad, kx, &lo, &hi);
+                float *base = d + (kx - pad);
+                if (stride == 1) {
+                    for (int ox = lo; ox < hi; ox++) base[ox] += r[ox];
+                } else {
+                    for (int ox = lo; ox < hi; ox++) base[(size_t)ox * stride] += r[ox];
+                }
+            }
+        }
+    }
+}
