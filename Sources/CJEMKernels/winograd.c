@@ -177,3 +177,71 @@ CLONES void jem_wino_unpack(const float *yp, int nb, int k, int h, int w, int kp
         }
     }
 }
+
+/* Weight gradients by Winograd F(3x3, 4x4): the 3x3 taps of dW are the correlation of each 6x6
+   input tile with the 4x4 output-gradient tile of the same position, so
+   dW = A2^T [ sum over tiles of (G2 dy G2^T) . (B^T x B) ] A2 with the input transform above,
+   G2 (6x4) and A2^T (3x6) from the same interpolation points (0, +-1, +-2, infinity):
+
+     G2 = [ 1/4 0 0 0; -1/6 -1/6 -1/6 -1/6; -1/6 1/6 -1/6 1/6; 1/24 1/12 1/6 1/3; 1/24 -1/12 1/6 -1/3; 0 0 0 1 ]
+     A2^T = [ 1 1 1 1 1 0; 0 1 -1 2 -2 0; 0 1 1 4 4 1 ]
+
+   dp is the output gradient packed by jem_wino_pack (one pixel of border, zero outside), so
+   tile (ty, tx) starts at dp[4ty + 1][4tx + 1]. */
+CLONES void jem_wino_grad_input(const float *dp, int nb, int th, int tw, int kp, float *d, size_t pstride) {
+    int ph = 4 * th + 2, pw = 4 * tw + 2;
+    const float s6 = 1.0f / 6, s12 = 1.0f / 12, s24 = 1.0f / 24, s3 = 1.0f / 3;
+    for (int n = 0; n < nb; n++) for (int ty = 0; ty < th; ty++) for (int tx = 0; tx < tw; tx++) {
+        size_t t = ((size_t)n * th + ty) * tw + tx;
+        const float *base = dp + (((size_t)n * ph + 4 * ty + 1) * pw + 4 * tx + 1) * kp;
+        for (int k0 = 0; k0 < kp; k0 += 16) {
+            v16 m[6][4];
+            for (int j = 0; j < 4; j++) {
+                v16 g0 = ld(base + ((size_t)0 * pw + j) * kp + k0), g1 = ld(base + ((size_t)1 * pw + j) * kp + k0);
+                v16 g2 = ld(base + ((size_t)2 * pw + j) * kp + k0), g3 = ld(base + ((size_t)3 * pw + j) * kp + k0);
+                v16 even = g0 + g2, odd = g1 + g3, even4 = s24 * g0 + s6 * g2, odd4 = s12 * g1 + s3 * g3;
+                m[0][j] = 0.25f * g0;
+                m[1][j] = -s6 * (even + odd);
+                m[2][j] = -s6 * (even - odd);
+                m[3][j] = even4 + odd4;
+                m[4][j] = even4 - odd4;
+                m[5][j] = g3;
+            }
+            float *out = d + t * kp + k0;
+            for (int i = 0; i < 6; i++) {
+                v16 g0 = m[i][0], g1 = m[i][1], g2 = m[i][2], g3 = m[i][3];
+                v16 even = g0 + g2, odd = g1 + g3, even4 = s24 * g0 + s6 * g2, odd4 = s12 * g1 + s3 * g3;
+                st(out + (size_t)(6 * i + 0) * pstride, 0.25f * g0);
+                st(out + (size_t)(6 * i + 1) * pstride, -s6 * (even + odd));
+                st(out + (size_t)(6 * i + 2) * pstride, -s6 * (even - odd));
+                st(out + (size_t)(6 * i + 3) * pstride, even4 + odd4);
+                st(out + (size_t)(6 * i + 4) * pstride, even4 - odd4);
+                st(out + (size_t)(6 * i + 5) * pstride, g3);
+            }
+        }
+    }
+}
+
+/* dw[k][c][3][3] (+)= A2^T P[.][k][c] A2 for P[p][k][c] (p = 6*xi + nu, ld = cin). */
+CLONES void jem_wino_filter_grad(const float *prod, int cout, int cin, int accumulate, float *dw) {
+    size_t ps = (size_t)cout * cin;
+    for (size_t e = 0; e < ps; e++) {
+        float r[3][6];
+        for (int j = 0; j < 6; j++) {
+            float m0 = prod[(0 + j) * ps + e], m1 = prod[(6 + j) * ps + e], m2 = prod[(12 + j) * ps + e];
+            float m3 = prod[(18 + j) * ps + e], m4 = prod[(24 + j) * ps + e], m5 = prod[(30 + j) * ps + e];
+            float a = m1 + m2, b = m1 - m2, c = m3 + m4, d = m3 - m4;
+            r[0][j] = m0 + a + c;
+            r[1][j] = b + 2 * d;
+            r[2][j] = a + 4 * c + m5;
+        }
+        float *out = dw + e * 9;
+        for (int i = 0; i < 3; i++) {
+            float m0 = r[i][0], m1 = r[i][1], m2 = r[i][2], m3 = r[i][3], m4 = r[i][4], m5 = r[i][5];
+            float a = m1 + m2, b = m1 - m2, c = m3 + m4, d = m3 - m4;
+            float v0 = m0 + a + c, v1 = b + 2 * d, v2 = a + 4 * c + m5;
+            if (accumulate) { out[3 * i] += v0; out[3 * i + 1] += v1; out[3 * i + 2] += v2; }
+            else { out[3 * i] = v0; out[3 * i + 1] = v1; out[3 * i + 2] = v2; }
+        }
+    }
+}

@@ -83,6 +83,38 @@ final class CPUWinogradTests: XCTestCase {
         }
     }
 
+    /// Weight gradients by F(3x3, 4x4): sums over every tile of every image, so the relative error
+    /// is of the same order as the forward's (the transforms are the same size).
+    func testFilterGradientMatchesNaiveLoopsAndAccumulates() throws {
+        for (index, s) in Self.shapes.enumerated() {
+            XCTAssertTrue(cpu.winogradFilterGradientApplies(s), "\(s)")
+            let stream = UInt64(10 * index)
+            let x = randomArray(s.inputCount, stream: stream + 7), dy = randomArray(s.outputCount, stream: stream + 8)
+            let expected = naiveConvBackwardFilter(s, input: x, gradOutput: dy)
+            let dw = try cpu.makeBuffer(count: s.weightCount), db = try cpu.makeBuffer(count: s.outChannels)
+            cpu.conv2dBackwardFilter(s, input: try buffer(x), gradOutput: try buffer(dy), gradWeight: dw, gradBias: db,
+                                     accumulate: false)
+            let error = maxRelativeError(try cpu.download(dw), expected)
+            if ProcessInfo.processInfo.environment["JEM_PRINT_ERRORS"] != nil { print("winograd filter \(s): \(error)") }
+            XCTAssertLessThan(error, Self.tolerance, "\(s)")
+            var biasSums = [Float](repeating: 0, count: s.outChannels)
+            let spatial = s.outHeight * s.outWidth
+            for n in 0..<s.batch {
+                for o in 0..<s.outChannels {
+                    for i in 0..<spatial { biasSums[o] += dy[(n * s.outChannels + o) * spatial + i] }
+                }
+            }
+            XCTAssertLessThan(maxRelativeError(try cpu.download(db), biasSums), 1e-5, "bias \(s)")
+
+            let start = randomArray(s.weightCount, stream: stream + 9)
+            let sum = try buffer(start)
+            cpu.conv2dBackwardFilter(s, input: try buffer(x), gradOutput: try buffer(dy), gradWeight: sum, gradBias: nil,
+                                     accumulate: true)
+            XCTAssertLessThan(maxRelativeError(try cpu.download(sum), zip(start, expected).map { $0 + $1 }),
+                              Self.tolerance, "\(s), accumulate")
+        }
+    }
+
     /// The model's own convs against the im2col path (which the naive tests pin down to ~1e-7).
     func testModelConvsMatchIm2col() throws {
         let shapes = [
@@ -101,11 +133,16 @@ final class CPUWinogradTests: XCTestCase {
                                       bias: try backend.makeBuffer(b), output: out)
                 backend.conv2dBackwardData(s, gradOutput: try backend.makeBuffer(dy), weight: try backend.makeBuffer(w),
                                            gradInput: dx, accumulate: false)
+                let dw = try backend.makeBuffer(count: s.weightCount)
+                backend.conv2dBackwardFilter(s, input: try backend.makeBuffer(x), gradOutput: try backend.makeBuffer(dy),
+                                             gradWeight: dw, gradBias: nil, accumulate: false)
                 results.append(try backend.download(out))
                 results.append(try backend.download(dx))
+                results.append(try backend.download(dw))
             }
-            XCTAssertLessThan(maxRelativeError(results[0], results[2]), Self.tolerance, "forward \(s)")
-            XCTAssertLessThan(maxRelativeError(results[1], results[3]), Self.tolerance, "backward data \(s)")
+            XCTAssertLessThan(maxRelativeError(results[0], results[3]), Self.tolerance, "forward \(s)")
+            XCTAssertLessThan(maxRelativeError(results[1], results[4]), Self.tolerance, "backward data \(s)")
+            XCTAssertLessThan(maxRelativeError(results[2], results[5]), Self.tolerance, "backward filter \(s)")
         }
     }
 
@@ -120,7 +157,9 @@ final class CPUWinogradTests: XCTestCase {
             let out = try cpu.makeBuffer(count: s.outputCount), dx = try cpu.makeBuffer(count: s.inputCount)
             cpu.conv2dForward(s, input: x, weight: w, bias: b, output: out)
             cpu.conv2dBackwardData(s, gradOutput: dy, weight: w, gradInput: dx, accumulate: false)
-            outputs.append(try cpu.download(out) + cpu.download(dx))
+            let dw = try cpu.makeBuffer(count: s.weightCount)
+            cpu.conv2dBackwardFilter(s, input: x, gradOutput: dy, gradWeight: dw, gradBias: nil, accumulate: false)
+            outputs.append(try cpu.download(out) + cpu.download(dx) + cpu.download(dw))
         }
         XCTAssertEqual(outputs[0], outputs[1])
         XCTAssertEqual(outputs[0], outputs[2])

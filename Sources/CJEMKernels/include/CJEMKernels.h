@@ -30,6 +30,14 @@ void jem_wino_unpack(const float *yp, int nb, int k, int h, int w, int kp, int t
                      int accumulate, float *y);
 
 
+/* Weight gradients of the same convs, Winograd F(3x3, 4x4) (see winograd.c):
+     jem_wino_pack + jem_wino_input    X[p][t][cp] from the input, as above
+     jem_wino_pack + jem_wino_grad_input  D[p][t][kp] = G2 dy G2^T from the output gradient
+     (the caller)                      P[p][k][c] = sum over t of D[p][t][k] X[p][t][c] (36 GEMMs)
+     jem_wino_filter_grad              dw[k][c][3][3] (+)= A2^T P A2 */
+void jem_wino_grad_input(const float *dp, int nb, int th, int tw, int kp, float *d, size_t pstride);
+void jem_wino_filter_grad(const float *prod, int cout, int cin, int accumulate, float *dw);
+
 /* Pointwise loops (pointwise.c); the caller splits the range over its threads. */
 void jem_leaky_relu_forward(const float *x, float *y, size_t n, float slope);
 /* gx (+)= gy * (x > 0 ? 1 : slope); gx may be gy. */

@@ -221,6 +221,17 @@ public final class CPUBackend: Backend {
 
     public func conv2dBackwardFilter(_ s: Conv2DShape, input: DeviceBuffer, gradOutput: DeviceBuffer,
                                      gradWeight: DeviceBuffer, gradBias: DeviceBuffer?, accumulate: Bool) {
+        precondition(input.count >= s.inputCount && gradOutput.count >= s.outputCount
+                     && gradWeight.count >= s.weightCount)
+        if winogradFilterGradientApplies(s) {
+            winogradFilterGradient(s, input: f(input), gradOutput: f(gradOutput), gradWeight: f(gradWeight),
+                                   accumulate: accumulate)
+            if let gradBias {
+                biasGradient(gradOutput, outer: s.batch, channels: s.outChannels, inner: s.outHeight * s.outWidth,
+                             gradBias: gradBias, accumulate: accumulate)
+            }
+            return
+        }
         let spatial = s.outHeight * s.outWidth, imageIn = s.inChannels * s.height * s.width
         let x = UnsafeSendable(f(input)), dy = UnsafeSendable(f(gradOutput))
         let scratch = threadScratch

@@ -30,6 +30,12 @@ extension CPUBackend {
             && (backward ? s.outChannels : s.inChannels) >= 4 && s.batch > 0
     }
 
+    /// Whether the weight gradient of `s` runs through Winograd F(3x3, 4x4): the same convs, with
+    /// at least 4 output channels too.
+    func winogradFilterGradientApplies(_ s: Conv2DShape) -> Bool {
+        winogradApplies(s, backward: false) && s.outChannels >= 4
+    }
+
     /// output (+)= conv(input, weight) (+ bias), or for `backward` gradInput (+)= the
     /// backward-data of the conv of `s` applied to `input` = gradOutput.
     func winogradConvolution(_ s: Conv2DShape, input: UnsafeMutablePointer<Float>,
@@ -69,5 +75,58 @@ extension CPUBackend {
                 first += nb
             }
         }
+    }
+
+    /// gradWeight (+)= the weight gradient of the conv `s` (3x3, stride 1, padding 1), by
+    /// Winograd F(3x3, 4x4): per 4x4 output tile, the 3x3 taps are the correlation of the 6x6
+    /// input tile with the tile's output gradient; in the transform domain the sum over tiles is
+    /// 36 GEMMs [Cout][tiles] x [tiles][Cin]. Each thread sums its images' tiles; the threads'
+    /// sums are added in thread order (a fixed partition, as in the im2col path), then
+    /// transformed back to 3x3 taps once.
+    func winogradFilterGradient(_ s: Conv2DShape, input: UnsafeMutablePointer<Float>,
+                                gradOutput: UnsafeMutablePointer<Float>, gradWeight: UnsafeMutablePointer<Float>,
+                                accumulate: Bool) {
+        let lanes = Self.winogradLanes
+        let cin = s.inChannels, cout = s.outChannels
+        let cp = (cin + lanes - 1) / lanes * lanes, kp = (cout + lanes - 1) / lanes * lanes
+        let h = s.height, w = s.width, th = (h + 3) / 4, tw = (w + 3) / 4, tilesPerImage = th * tw
+        let chunk = max(1, (64 + tilesPerImage - 1) / tilesPerImage)
+        let productCount = 36 * cout * cin
+        let x = UnsafeSendable(input), dy = UnsafeSendable(gradOutput)
+        let scratch = threadScratch
+        let used = parallelImages(s.batch) { thread, images in
+            let space = scratch[thread]
+            let most = min(chunk, images.count), tilesMost = most * tilesPerImage
+            let border = (4 * th + 2) * (4 * tw + 2)
+            let packedInput = space.packed.reserve(most * border * cp)
+            let packedGradient = space.unpacked.reserve(most * border * kp)
+            let inputTiles = space.transformed.reserve(36 * tilesMost * cp)
+            let gradientTiles = space.products.reserve(36 * tilesMost * kp)
+            let sums = space.weightGradient.reserve(productCount)
+            var first = images.lowerBound
+            while first < images.upperBound {
+                let nb = min(chunk, images.upperBound - first), tiles = nb * tilesPerImage
+                jem_wino_pack(x.value + first * cin * h * w, Int32(nb), Int32(cin), Int32(h), Int32(w), Int32(cp),
+                              Int32(th), Int32(tw), packedInput)
+                jem_wino_input(packedInput, Int32(nb), Int32(th), Int32(tw), Int32(cp), inputTiles, tiles * cp)
+                jem_wino_pack(dy.value + first * cout * h * w, Int32(nb), Int32(cout), Int32(h), Int32(w), Int32(kp),
+                              Int32(th), Int32(tw), packedGradient)
+                jem_wino_grad_input(packedGradient, Int32(nb), Int32(th), Int32(tw), Int32(kp), gradientTiles,
+                                    tiles * kp)
+                let beta: Float = first == images.lowerBound ? 0 : 1
+                for p in 0..<36 {
+                    // P[p][k][c] (+)= sum over t of D[p][t][k] X[p][t][c]
+                    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, Int32(cout), Int32(cin), Int32(tiles), 1,
+                                gradientTiles + p * tiles * kp, Int32(kp), inputTiles + p * tiles * cp, Int32(cp),
+                                beta, sums + p * cout * cin, Int32(cin))
+                }
+                first += nb
+            }
+        }
+        let total = threadScratch[0].weightGradient.reserve(productCount)
+        for t in 1..<max(used, 1) {
+            jem_axpby(1, threadScratch[t].weightGradient.reserve(productCount), 1, total, productCount)
+        }
+        jem_wino_filter_grad(total, Int32(cout), Int32(cin), accumulate ? 1 : 0, gradWeight)
     }
 }
