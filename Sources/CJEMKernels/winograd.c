@@ -4,8 +4,9 @@
 #include "CJEMKernels.h"
 #include <string.h>
 
-/* 16 floats, unaligned loads/stores allowed. */
+/* 16 floats, unaligned loads/stores allowed; v16a: 64-byte aligned (streaming stores). */
 typedef float v16 __attribute__((vector_size(64), aligned(4)));
+typedef float v16a __attribute__((vector_size(64)));
 #include "transpose16.h"
 #if defined(__x86_64__) && defined(__linux__)
 #define CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
@@ -147,10 +148,14 @@ CLONES void jem_wino_output(const float *m, int nb, int th, int tw, int kp, size
     }
 }
 
-/* y[n][k][oy][ox] (+)= yp[n][oy][ox][k] (+ bias[k]), through 16x16 register transposes. */
+/* y[n][k][oy][ox] (+)= yp[n][oy][ox][k] (+ bias[k]), through 16x16 register transposes. With
+   `stream` (and not accumulating), blocks of 16 pixels that start on a 64-byte boundary are
+   written with non-temporal stores (the caller asks for it when the output is too big to stay in
+   cache), then a store fence. */
 CLONES void jem_wino_unpack(const float *yp, int nb, int k, int h, int w, int kp, int th, int tw, const float *bias,
-                            int accumulate, float *y) {
+                            int accumulate, int stream, float *y) {
     int ow = 4 * tw, oh = 4 * th, full = w / 16 * 16;
+    stream = stream && !accumulate;
     for (int n = 0; n < nb; n++) for (int oy = 0; oy < h; oy++) {
         const float *s = yp + ((size_t)n * oh + oy) * ow * kp;
         float *d = y + (size_t)n * k * h * w + (size_t)oy * w;
@@ -163,7 +168,9 @@ CLONES void jem_wino_unpack(const float *yp, int nb, int k, int h, int w, int kp
                 for (int i = 0; i < lanes; i++) {
                     float *o = d + (size_t)(c0 + i) * h * w + x0;
                     v16 v = r[i] + (bias ? bias[c0 + i] : 0.0f);
-                    st(o, accumulate ? ld(o) + v : v);
+                    if (accumulate) st(o, ld(o) + v);
+                    else if (stream && ((size_t)o & 63) == 0) __builtin_nontemporal_store((v16a)v, (v16a *)o);
+                    else st(o, v);
                 }
             }
             for (int i = 0; i < lanes; i++) {
@@ -176,6 +183,9 @@ CLONES void jem_wino_unpack(const float *yp, int nb, int k, int h, int w, int kp
             }
         }
     }
+#if defined(__x86_64__)
+    if (stream) __builtin_ia32_sfence();
+#endif
 }
 
 /* Weight gradients by Winograd F(3x3, 4x4): the 3x3 taps of dW are the correlation of each 6x6

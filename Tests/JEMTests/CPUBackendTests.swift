@@ -87,6 +87,32 @@ final class CPUBackendTests: XCTestCase {
         }
     }
 
+    /// Leaky ReLU over more than 2^18 elements per thread takes the streaming-store path; an odd
+    /// count puts the second thread's range off the 64-byte grid (head and tail loops). Bit-exact:
+    /// the vector select computes the same float operation per element (NaN stays NaN).
+    func testLeakyReLUStreamingPathIsExact() throws {
+        let count = 2 * (1 << 18) + 37, slope: Float = 0.2
+        var x = randomArray(count, stream: 41, low: -2, high: 2)
+        x[5] = .nan
+        x[400_000] = -.infinity
+        let g = randomArray(count, stream: 42)
+        let xb = try buffer(x), gb = try buffer(g)
+        let y = try cpu.makeBuffer(count: count), dx = try cpu.makeBuffer(count: count)
+        cpu.activationForward(.leakyReLU(slope: slope), x: xb, y: y, count: count)
+        cpu.activationBackward(.leakyReLU(slope: slope), x: xb, gradY: gb, gradX: dx, count: count, accumulate: false)
+        let forward = try cpu.download(y), backward = try cpu.download(dx)
+        for i in 0..<count {
+            let want = x[i] > 0 ? x[i] : slope * x[i], wantGrad = g[i] * (x[i] > 0 ? 1 : slope)
+            if forward[i].bitPattern != want.bitPattern || backward[i].bitPattern != wantGrad.bitPattern {
+                XCTFail("element \(i): \(forward[i]) vs \(want), \(backward[i]) vs \(wantGrad)")
+                return
+            }
+        }
+        // In place (gradX = gradY), as the WideResNet backward calls it.
+        cpu.activationBackward(.leakyReLU(slope: slope), x: xb, gradY: gb, gradX: gb, count: count, accumulate: false)
+        XCTAssertEqual(try cpu.download(gb).map(\.bitPattern), backward.map(\.bitPattern))
+    }
+
     func testConvBackwardDataGradient() throws {
         for s in oddConvShapes {
             let w = randomArray(s.weightCount, stream: 2)

@@ -122,6 +122,8 @@ final class CPUWinogradTests: XCTestCase {
             Conv2DShape(batch: 3, inChannels: 32, height: 32, width: 32, outChannels: 32, kernel: 3, stride: 1, padding: 1),
             Conv2DShape(batch: 3, inChannels: 64, height: 16, width: 16, outChannels: 128, kernel: 3, stride: 1, padding: 1),
             Conv2DShape(batch: 3, inChannels: 3, height: 32, width: 32, outChannels: 16, kernel: 3, stride: 1, padding: 1),
+            // 2 MB of output: written with streaming stores.
+            Conv2DShape(batch: 8, inChannels: 32, height: 32, width: 32, outChannels: 64, kernel: 3, stride: 1, padding: 1),
         ]
         for s in shapes {
             let x = randomArray(s.inputCount, stream: 1), w = randomArray(s.weightCount, stream: 2, low: -0.2, high: 0.2)

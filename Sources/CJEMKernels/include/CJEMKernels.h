@@ -26,8 +26,9 @@ void jem_wino_filter(const float *w, int cout, int cin, int backward, int kp, fl
 void jem_wino_pack(const float *x, int nb, int c, int h, int w, int cp, int th, int tw, float *xp);
 void jem_wino_input(const float *xp, int nb, int th, int tw, int cp, float *v, size_t pstride);
 void jem_wino_output(const float *m, int nb, int th, int tw, int kp, size_t pstride, float *yp);
+/* stream: write y with non-temporal stores where aligned (outputs too big to stay in cache). */
 void jem_wino_unpack(const float *yp, int nb, int k, int h, int w, int kp, int th, int tw, const float *bias,
-                     int accumulate, float *y);
+                     int accumulate, int stream, float *y);
 
 
 /* Weight gradients of the same convs, Winograd F(3x3, 4x4) (see winograd.c):
@@ -38,7 +39,8 @@ void jem_wino_unpack(const float *yp, int nb, int k, int h, int w, int kp, int t
 void jem_wino_grad_input(const float *dp, int nb, int th, int tw, int kp, float *d, size_t pstride);
 void jem_wino_filter_grad(const float *prod, int cout, int cin, int accumulate, float *dw);
 
-/* Pointwise loops (pointwise.c); the caller splits the range over its threads. */
+/* Pointwise loops (pointwise.c); the caller splits the range over its threads. Calls of at least
+   2^18 elements write their outputs with non-temporal stores (see pointwise.c). */
 void jem_leaky_relu_forward(const float *x, float *y, size_t n, float slope);
 /* gx (+)= gy * (x > 0 ? 1 : slope); gx may be gy. */
 void jem_leaky_relu_backward(const float *x, const float *gy, float *gx, size_t n, float slope, int accumulate);
