@@ -102,18 +102,18 @@ static inline int fast_stride2(int k, int stride, int pad, int w, int ow) {
     return stride == 2 && w == 2 * ow && ow % 8 == 0 && ((k == 3 && pad == 1) || (k == 1 && pad == 0));
 }
 
-/* col[(ch*k + ky)*k + kx][oy*ow + ox] = image[ch][oy*stride - pad + ky][ox*stride - pad + kx] (0 outside). */
-CLONES void jem_im2col(const float *image, int c, int h, int w, int k, int stride, int pad, float *col) {
+/* col[(ch*k + ky)*k + kx][oy*ow + ox] = image[ch][oy*stride - pad + ky][ox*stride - pad + kx] (0 outside);
+   rows of col are ld floats apart (ld >= oh*ow: several images side by side). */
+CLONES void jem_im2col(const float *image, int c, int h, int w, int k, int stride, int pad, float *col, size_t ld) {
     int oh = (h + 2 * pad - k) / stride + 1, ow = (w + 2 * pad - k) / stride + 1;
-    size_t spatial = (size_t)oh * ow;
     if (fast_stride2(k, stride, pad, w, ow)) {
         for (int ch = 0; ch < c; ch++) for (int ky = 0; ky < k; ky++) {
-            float *r0 = col + (size_t)(ch * k + ky) * k * spatial;
+            float *r0 = col + (size_t)(ch * k + ky) * k * ld;
             for (int oy = 0; oy < oh; oy++) {
                 int iy = oy * 2 - pad + ky;
                 float *d = r0 + (size_t)oy * ow;
                 if (iy < 0 || iy >= h) {
-                    for (int kx = 0; kx < k; kx++) memset(d + (size_t)kx * spatial, 0, sizeof(float) * ow);
+                    for (int kx = 0; kx < k; kx++) memset(d + (size_t)kx * ld, 0, sizeof(float) * ow);
                     continue;
                 }
                 const float *s = image + ((size_t)ch * h + iy) * w;
@@ -124,8 +124,8 @@ CLONES void jem_im2col(const float *image, int c, int h, int w, int k, int strid
                     if (k == 1) { st8(d + x0, even); continue; }
                     v8 odd = __builtin_shufflevector(a, b, 1, 3, 5, 7, 9, 11, 13, 15);
                     st8(d + x0, __builtin_shufflevector(previousOdd, odd, 7, 8, 9, 10, 11, 12, 13, 14));
-                    st8(d + spatial + x0, even);
-                    st8(d + 2 * spatial + x0, odd);
+                    st8(d + ld + x0, even);
+                    st8(d + 2 * ld + x0, odd);
                     previousOdd = odd;
                 }
             }
@@ -134,7 +134,7 @@ CLONES void jem_im2col(const float *image, int c, int h, int w, int k, int strid
     }
     for (int ch = 0; ch < c; ch++) for (int ky = 0; ky < k; ky++) for (int kx = 0; kx < k; kx++) {
         const float *src = image + (size_t)ch * h * w;
-        float *dst = col + ((size_t)(ch * k + ky) * k + kx) * spatial;
+        float *dst = col + ((size_t)(ch * k + ky) * k + kx) * ld;
         int lo, hi;
         valid_range(ow, w, stride, pad, kx, &lo, &hi);
         for (int oy = 0; oy < oh; oy++) {
@@ -154,43 +154,50 @@ CLONES void jem_im2col(const float *image, int c, int h, int w, int k, int strid
 }
 
 /* The adjoint of jem_im2col: image (+)= the sum of the col entries that read each pixel. In the
-   fast stride-2 case each block of 16 pixels gets its even pixels from kx = 1 and its odd
-   pixels 2ox+1 from kx = 2 (at ox) and kx = 0 (at ox+1), interleaved with two shuffles. */
+   fast stride-2 case every image row is gathered once from the (ky, oy) rows that read it
+   (no zeroing pass, one store per pixel): per block of 16 pixels the even ones come from kx = 1
+   and the odd ones 2ox+1 from kx = 2 (at ox) and kx = 0 (at ox+1), interleaved by two shuffles. */
 CLONES void jem_col2im(const float *col, int c, int h, int w, int k, int stride, int pad, float *image,
-                       int accumulate) {
+                       int accumulate, size_t ld) {
     int oh = (h + 2 * pad - k) / stride + 1, ow = (w + 2 * pad - k) / stride + 1;
-    size_t spatial = (size_t)oh * ow;
+    if (fast_stride2(k, stride, pad, w, ow)) {
+        for (int ch = 0; ch < c; ch++) for (int iy = 0; iy < h; iy++) {
+            float *d = image + ((size_t)ch * h + iy) * w;
+            const float *sources[3];
+            int count = 0;
+            for (int ky = 0; ky < k; ky++) {
+                int t = iy + pad - ky;
+                if (t < 0 || (t & 1) || t / 2 >= oh) continue;
+                sources[count++] = col + (size_t)(ch * k + ky) * k * ld + (size_t)(t / 2) * ow;
+            }
+            for (int x0 = 0; x0 < ow; x0 += 8) {
+                v8 even = {0}, odd = {0};
+                for (int q = 0; q < count; q++) {
+                    const float *r0 = sources[q];
+                    if (k == 1) { even += ld8(r0 + x0); continue; }
+                    v8 next = x0 + 8 < ow ? ld8(r0 + x0 + 8) : (v8){0};
+                    even += ld8(r0 + ld + x0);
+                    odd += ld8(r0 + 2 * ld + x0) + __builtin_shufflevector(ld8(r0 + x0), next, 1, 2, 3, 4, 5, 6, 7, 8);
+                }
+                v8 lo = __builtin_shufflevector(even, odd, 0, 8, 1, 9, 2, 10, 3, 11);
+                v8 hi = __builtin_shufflevector(even, odd, 4, 12, 5, 13, 6, 14, 7, 15);
+                if (accumulate) { lo += ld8(d + 2 * x0); hi += ld8(d + 2 * x0 + 8); }
+                st8(d + 2 * x0, lo);
+                st8(d + 2 * x0 + 8, hi);
+            }
+        }
+        return;
+    }
     if (!accumulate) memset(image, 0, sizeof(float) * (size_t)c * h * w);
-    int fast = fast_stride2(k, stride, pad, w, ow);
     for (int ch = 0; ch < c; ch++) for (int ky = 0; ky < k; ky++) {
         float *dst = image + (size_t)ch * h * w;
-        const float *rows = col + (size_t)(ch * k + ky) * k * spatial;
+        const float *rows = col + (size_t)(ch * k + ky) * k * ld;
         for (int oy = 0; oy < oh; oy++) {
             int iy = oy * stride - pad + ky;
             if (iy < 0 || iy >= h) continue;
             float *d = dst + (size_t)iy * w;
-            if (fast) {
-                const float *r0 = rows + (size_t)oy * ow;
-                for (int x0 = 0; x0 < ow; x0 += 8) {
-                    v8 even, odd;
-                    if (k == 1) {
-                        even = ld8(r0 + x0);
-                        odd = (v8){0};
-                    } else {
-                        v8 next = x0 + 8 < ow ? ld8(r0 + x0 + 8) : (v8){0};
-                        v8 r0Shifted = __builtin_shufflevector(ld8(r0 + x0), next, 1, 2, 3, 4, 5, 6, 7, 8);
-                        even = ld8(r0 + spatial + x0);
-                        odd = ld8(r0 + 2 * spatial + x0) + r0Shifted;
-                    }
-                    v8 lo = __builtin_shufflevector(even, odd, 0, 8, 1, 9, 2, 10, 3, 11);
-                    v8 hi = __builtin_shufflevector(even, odd, 4, 12, 5, 13, 6, 14, 7, 15);
-                    st8(d + 2 * x0, ld8(d + 2 * x0) + lo);
-                    st8(d + 2 * x0 + 8, ld8(d + 2 * x0 + 8) + hi);
-                }
-                continue;
-            }
             for (int kx = 0; kx < k; kx++) {
-                const float *r = rows + (size_t)kx * spatial + (size_t)oy * ow;
+                const float *r = rows + (size_t)kx * ld + (size_t)oy * ow;
                 int lo, hi;
                 valid_range(ow, w, stride, pad, kx, &lo, &hi);
                 float *base = d + (kx - pad);

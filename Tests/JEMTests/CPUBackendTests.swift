@@ -87,6 +87,37 @@ final class CPUBackendTests: XCTestCase {
         }
     }
 
+    /// Convs with small outputs run the im2col path on groups of images per GEMM (N = images x
+    /// pixels); batches that leave partial groups on each thread, all three passes.
+    func testGroupedIm2colConvsMatchNaiveLoops() throws {
+        let shapes = [
+            Conv2DShape(batch: 11, inChannels: 5, height: 8, width: 8, outChannels: 6, kernel: 3, stride: 2, padding: 1),
+            Conv2DShape(batch: 9, inChannels: 4, height: 16, width: 16, outChannels: 3, kernel: 1, stride: 2, padding: 0),
+            Conv2DShape(batch: 7, inChannels: 3, height: 7, width: 9, outChannels: 4, kernel: 3, stride: 1, padding: 0),
+        ]
+        for (index, s) in shapes.enumerated() {
+            XCTAssertGreaterThan(cpu.imagesPerGemm(s), 1, "\(s)")
+            let stream = UInt64(10 * index + 100)
+            let x = randomArray(s.inputCount, stream: stream + 1), w = randomArray(s.weightCount, stream: stream + 2)
+            let b = randomArray(s.outChannels, stream: stream + 3), dy = randomArray(s.outputCount, stream: stream + 4)
+            let out = try cpu.makeBuffer(count: s.outputCount)
+            cpu.conv2dForward(s, input: try buffer(x), weight: try buffer(w), bias: try buffer(b), output: out)
+            XCTAssertLessThan(maxRelativeError(try cpu.download(out), naiveConv(s, input: x, weight: w, bias: b)), 1e-5,
+                              "forward \(s)")
+            let wantDx = naiveConvBackwardData(s, gradOutput: dy, weight: w)
+            let start = randomArray(s.inputCount, stream: stream + 5)
+            let dx = try buffer(start)
+            cpu.conv2dBackwardData(s, gradOutput: try buffer(dy), weight: try buffer(w), gradInput: dx, accumulate: true)
+            XCTAssertLessThan(maxRelativeError(try cpu.download(dx), zip(start, wantDx).map { $0 + $1 }), 1e-5,
+                              "backward data \(s)")
+            let wantDw = naiveConvBackwardFilter(s, input: x, gradOutput: dy)
+            let dw = try cpu.makeBuffer(count: s.weightCount)
+            cpu.conv2dBackwardFilter(s, input: try buffer(x), gradOutput: try buffer(dy), gradWeight: dw, gradBias: nil,
+                                     accumulate: false)
+            XCTAssertLessThan(maxRelativeError(try cpu.download(dw), wantDw), 1e-5, "backward filter \(s)")
+        }
+    }
+
     /// Leaky ReLU over more than 2^18 elements per thread takes the streaming-store path; an odd
     /// count puts the second thread's range off the 64-byte grid (head and tail loops). Bit-exact:
     /// the vector select computes the same float operation per element (NaN stays NaN).

@@ -47,8 +47,10 @@ void jem_leaky_relu_backward(const float *x, const float *gy, float *gx, size_t 
 /* y = alpha * x + beta * y (beta == 0: y is not read). */
 void jem_axpby(float alpha, const float *x, float beta, float *y, size_t n);
 
-/* One image's im2col columns [c*k*k][oh*ow] and their adjoint (image (+)= col2im(col)). */
-void jem_im2col(const float *image, int c, int h, int w, int k, int stride, int pad, float *col);
-void jem_col2im(const float *col, int c, int h, int w, int k, int stride, int pad, float *image, int accumulate);
+/* One image's im2col columns [c*k*k][oh*ow] (rows ld >= oh*ow floats apart, so that several
+   images can sit side by side) and their adjoint (image (+)= col2im(col)). */
+void jem_im2col(const float *image, int c, int h, int w, int k, int stride, int pad, float *col, size_t ld);
+void jem_col2im(const float *col, int c, int h, int w, int k, int stride, int pad, float *image, int accumulate,
+                size_t ld);
 
 #endif
