@@ -29,7 +29,7 @@ static inline void fence(void) {
 
 /* y = x > 0 ? x : slope * x, bit for bit as the scalar expression (NaN stays NaN). */
 #define LEAKY(v, slope) ((v16)(((i16)((v) > 0) & (i16)(v)) | (~(i16)((v) > 0) & (i16)((slope) * (v)))))
-#define LEAKY_GRAD(x, g, slope) ((v16)(((i16)((x) > 0) & (i16)(g)) | (~(i16)((x) > 0) & (i16)((slope) * (g)))))
+#define LEAKY_GRAD(x, g, slope) ((v16)(((i16)((x) > 0) & (i16)(g)) | (~(i16)((x) > 0) & (i16)((g) * (slope)))))
 
 /* The first index from which y + i is 64-byte aligned (at most n). */
 static inline size_t aligned_start(const float *y, size_t n) {
@@ -92,8 +92,11 @@ static inline void valid_range(int ow, int w, int stride, int pad, int kx, int *
 }
 
 typedef float v8 __attribute__((vector_size(32), aligned(4)));
+typedef int i8 __attribute__((vector_size(32), aligned(4)));
 #define ld8(p) (*(const v8 *)(p))
 #define st8(p, v) (*(v8 *)(p) = (v))
+#define LEAKY8(v, slope) ((v8)(((i8)((v) > 0) & (i8)(v)) | (~(i8)((v) > 0) & (i8)((slope) * (v)))))
+#define LEAKY_GRAD8(x, g, slope) ((v8)(((i8)((x) > 0) & (i8)(g)) | (~(i8)((x) > 0) & (i8)((g) * (slope)))))
 
 /* The three columns kx = 0, 1, 2 of a 3x3, stride-2, padding-1 conv read input columns
    2ox-1, 2ox, 2ox+1: the odd pixels shifted by one, the even pixels, the odd pixels. For rows of
@@ -103,8 +106,10 @@ static inline int fast_stride2(int k, int stride, int pad, int w, int ow) {
 }
 
 /* col[(ch*k + ky)*k + kx][oy*ow + ox] = image[ch][oy*stride - pad + ky][ox*stride - pad + kx] (0 outside);
-   rows of col are ld floats apart (ld >= oh*ow: several images side by side). */
-CLONES void jem_im2col(const float *image, int c, int h, int w, int k, int stride, int pad, float *col, size_t ld) {
+   rows of col are ld floats apart (ld >= oh*ow: several images side by side). With `leaky`, the
+   pixels go through the leaky ReLU (x > 0 ? x : slope * x) on the way. */
+CLONES void jem_im2col(const float *image, int c, int h, int w, int k, int stride, int pad, int leaky, float slope,
+                       float *col, size_t ld) {
     int oh = (h + 2 * pad - k) / stride + 1, ow = (w + 2 * pad - k) / stride + 1;
     if (fast_stride2(k, stride, pad, w, ow)) {
         for (int ch = 0; ch < c; ch++) for (int ky = 0; ky < k; ky++) {
@@ -120,6 +125,7 @@ CLONES void jem_im2col(const float *image, int c, int h, int w, int k, int strid
                 v8 previousOdd = {0};
                 for (int x0 = 0; x0 < ow; x0 += 8) {
                     v8 a = ld8(s + 2 * x0), b = ld8(s + 2 * x0 + 8);
+                    if (leaky) { a = LEAKY8(a, slope); b = LEAKY8(b, slope); }
                     v8 even = __builtin_shufflevector(a, b, 0, 2, 4, 6, 8, 10, 12, 14);
                     if (k == 1) { st8(d + x0, even); continue; }
                     v8 odd = __builtin_shufflevector(a, b, 1, 3, 5, 7, 9, 11, 13, 15);
@@ -143,7 +149,9 @@ CLONES void jem_im2col(const float *image, int c, int h, int w, int k, int strid
             if (iy < 0 || iy >= h) { memset(d, 0, sizeof(float) * ow); continue; }
             const float *s = src + (size_t)iy * w + (kx - pad);
             for (int ox = 0; ox < lo; ox++) d[ox] = 0;
-            if (stride == 1) {
+            if (leaky) {
+                for (int ox = lo; ox < hi; ox++) { float v = s[(size_t)ox * stride]; d[ox] = v > 0 ? v : slope * v; }
+            } else if (stride == 1) {
                 memcpy(d + lo, s + lo, sizeof(float) * (size_t)(hi - lo));
             } else {
                 for (int ox = lo; ox < hi; ox++) d[ox] = s[(size_t)ox * stride];
@@ -153,16 +161,25 @@ CLONES void jem_im2col(const float *image, int c, int h, int w, int k, int strid
     }
 }
 
-/* The adjoint of jem_im2col: image (+)= the sum of the col entries that read each pixel. In the
+int jem_col2im_gathers(int h, int w, int k, int stride, int pad) {
+    int oh = (h + 2 * pad - k) / stride + 1, ow = (w + 2 * pad - k) / stride + 1;
+    (void)oh;
+    return fast_stride2(k, stride, pad, w, ow);
+}
+
+/* The adjoint of jem_im2col: image (+)= the sum of the col entries that read each pixel; with a
+   gate (gathering shapes only, see jem_col2im_gathers), each pixel's sum is first multiplied by
+   the leaky ReLU's derivative at the gate (gate > 0 ? 1 : slope). In the
    fast stride-2 case every image row is gathered once from the (ky, oy) rows that read it
    (no zeroing pass, one store per pixel): per block of 16 pixels the even ones come from kx = 1
    and the odd ones 2ox+1 from kx = 2 (at ox) and kx = 0 (at ox+1), interleaved by two shuffles. */
-CLONES void jem_col2im(const float *col, int c, int h, int w, int k, int stride, int pad, float *image,
-                       int accumulate, size_t ld) {
+CLONES void jem_col2im(const float *col, int c, int h, int w, int k, int stride, int pad, const float *gate,
+                       float slope, float *image, int accumulate, size_t ld) {
     int oh = (h + 2 * pad - k) / stride + 1, ow = (w + 2 * pad - k) / stride + 1;
     if (fast_stride2(k, stride, pad, w, ow)) {
         for (int ch = 0; ch < c; ch++) for (int iy = 0; iy < h; iy++) {
             float *d = image + ((size_t)ch * h + iy) * w;
+            const float *g = gate ? gate + ((size_t)ch * h + iy) * w : 0;
             const float *sources[3];
             int count = 0;
             for (int ky = 0; ky < k; ky++) {
@@ -181,6 +198,7 @@ CLONES void jem_col2im(const float *col, int c, int h, int w, int k, int stride,
                 }
                 v8 lo = __builtin_shufflevector(even, odd, 0, 8, 1, 9, 2, 10, 3, 11);
                 v8 hi = __builtin_shufflevector(even, odd, 4, 12, 5, 13, 6, 14, 7, 15);
+                if (g) { lo = LEAKY_GRAD8(ld8(g + 2 * x0), lo, slope); hi = LEAKY_GRAD8(ld8(g + 2 * x0 + 8), hi, slope); }
                 if (accumulate) { lo += ld8(d + 2 * x0); hi += ld8(d + 2 * x0 + 8); }
                 st8(d + 2 * x0, lo);
                 st8(d + 2 * x0 + 8, hi);
@@ -188,6 +206,7 @@ CLONES void jem_col2im(const float *col, int c, int h, int w, int k, int stride,
         }
         return;
     }
+    if (gate) __builtin_trap();   /* the caller checks jem_col2im_gathers first */
     if (!accumulate) memset(image, 0, sizeof(float) * (size_t)c * h * w);
     for (int ch = 0; ch < c; ch++) for (int ky = 0; ky < k; ky++) {
         float *dst = image + (size_t)ch * h * w;

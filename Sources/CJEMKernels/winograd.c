@@ -17,10 +17,17 @@ typedef float v16a __attribute__((vector_size(64)));
 #define ld(p) (*(const v16 *)(p))
 #define st(p, v) (*(v16 *)(p) = (v))
 
+/* Leaky ReLU and its gradient as selects, bit for bit the scalar expressions (NaN stays NaN). */
+typedef int i16 __attribute__((vector_size(64), aligned(4)));
+#define LEAKY(v, slope) ((v16)(((i16)((v) > 0) & (i16)(v)) | (~(i16)((v) > 0) & (i16)((slope) * (v)))))
+#define LEAKY_GRAD(x, g, slope) ((v16)(((i16)((x) > 0) & (i16)(g)) | (~(i16)((x) > 0) & (i16)((g) * (slope)))))
+
 /* xp[n][iy][ix][cp], iy < 4*th+2, ix < 4*tw+2: the image with one pixel of zero padding (more on the
-   bottom/right when the tiles overhang), channels last and zero above c. 16x16 blocks go through
+   bottom/right when the tiles overhang), channels last and zero above c; with `leaky`, each pixel
+   goes through the leaky ReLU first (x > 0 ? x : slope * x, as jem_leaky_relu_forward). 16x16 blocks go through
    registers (TRANSPOSE16); the pixels of a row beyond its last full block are copied one by one. */
-CLONES void jem_wino_pack(const float *x, int nb, int c, int h, int w, int cp, int th, int tw, float *xp) {
+CLONES void jem_wino_pack(const float *x, int nb, int c, int h, int w, int cp, int th, int tw, int leaky,
+                          float slope, float *xp) {
     int ph = 4 * th + 2, pw = 4 * tw + 2, full = w / 16 * 16;
     for (int n = 0; n < nb; n++) {
         float *dst = xp + (size_t)n * ph * pw * cp;
@@ -36,12 +43,15 @@ CLONES void jem_wino_pack(const float *x, int nb, int c, int h, int w, int cp, i
                 for (int x0 = 0; x0 < full; x0 += 16) {
                     v16 r[16];
                     for (int i = 0; i < 16; i++) r[i] = c0 + i < c ? ld(s + (size_t)(c0 + i) * h * w + x0) : (v16){0};
+                    if (leaky) for (int i = 0; i < 16; i++) r[i] = LEAKY(r[i], slope);
                     TRANSPOSE16(r);
                     for (int j = 0; j < 16; j++) st(row + (size_t)(1 + x0 + j) * cp + c0, r[j]);
                 }
                 for (int ix = full; ix < w; ix++)
-                    for (int i = 0; i < 16; i++)
-                        row[(size_t)(1 + ix) * cp + c0 + i] = c0 + i < c ? s[(size_t)(c0 + i) * h * w + ix] : 0;
+                    for (int i = 0; i < 16; i++) {
+                        float v = c0 + i < c ? s[(size_t)(c0 + i) * h * w + ix] : 0;
+                        row[(size_t)(1 + ix) * cp + c0 + i] = leaky ? (v > 0 ? v : slope * v) : v;
+                    }
             }
         }
     }
@@ -148,17 +158,20 @@ CLONES void jem_wino_output(const float *m, int nb, int th, int tw, int kp, size
     }
 }
 
-/* y[n][k][oy][ox] (+)= yp[n][oy][ox][k] (+ bias[k]), through 16x16 register transposes. With
+/* y[n][k][oy][ox] (+)= yp[n][oy][ox][k] (+ bias[k]), through 16x16 register transposes; with a
+   gate (same layout as y), each value is first multiplied by the leaky ReLU's derivative at the
+   gate (gate > 0 ? 1 : slope, as jem_leaky_relu_backward). With
    `stream` (and not accumulating), blocks of 16 pixels that start on a 64-byte boundary are
    written with non-temporal stores (the caller asks for it when the output is too big to stay in
    cache), then a store fence. */
 CLONES void jem_wino_unpack(const float *yp, int nb, int k, int h, int w, int kp, int th, int tw, const float *bias,
-                            int accumulate, int stream, float *y) {
+                            const float *gate, float slope, int accumulate, int stream, float *y) {
     int ow = 4 * tw, oh = 4 * th, full = w / 16 * 16;
     stream = stream && !accumulate;
     for (int n = 0; n < nb; n++) for (int oy = 0; oy < h; oy++) {
         const float *s = yp + ((size_t)n * oh + oy) * ow * kp;
         float *d = y + (size_t)n * k * h * w + (size_t)oy * w;
+        const float *gd = gate ? gate + (size_t)n * k * h * w + (size_t)oy * w : 0;
         for (int c0 = 0; c0 < k; c0 += 16) {
             int lanes = k - c0 < 16 ? k - c0 : 16;
             for (int x0 = 0; x0 < full; x0 += 16) {
@@ -168,6 +181,7 @@ CLONES void jem_wino_unpack(const float *yp, int nb, int k, int h, int w, int kp
                 for (int i = 0; i < lanes; i++) {
                     float *o = d + (size_t)(c0 + i) * h * w + x0;
                     v16 v = r[i] + (bias ? bias[c0 + i] : 0.0f);
+                    if (gd) v = LEAKY_GRAD(ld(gd + (size_t)(c0 + i) * h * w + x0), v, slope);
                     if (accumulate) st(o, ld(o) + v);
                     else if (stream && ((size_t)o & 63) == 0) __builtin_nontemporal_store((v16a)v, (v16a *)o);
                     else st(o, v);
@@ -178,6 +192,7 @@ CLONES void jem_wino_unpack(const float *yp, int nb, int k, int h, int w, int kp
                 float *o = d + (size_t)(c0 + i) * h * w;
                 for (int ox = full; ox < w; ox++) {
                     float v = s[(size_t)ox * kp + c0 + i] + b;
+                    if (gd) v = v * (gd[(size_t)(c0 + i) * h * w + ox] > 0 ? 1.0f : slope);
                     o[ox] = accumulate ? o[ox] + v : v;
                 }
             }

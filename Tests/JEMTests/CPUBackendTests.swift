@@ -118,6 +118,67 @@ final class CPUBackendTests: XCTestCase {
         }
     }
 
+    /// conv(act(x)) with the activation fused (Winograd pack/unpack, im2col and the gathering
+    /// col2im) against activation + conv as separate ops on the same backend: forward and weight
+    /// gradients bit for bit (the convs see the same activated values); the input gradient to
+    /// rounding (accumulating adds act' * g with one rounding or two).
+    func testFusedActivationConvsMatchSeparateOps() throws {
+        let shapes = [
+            Conv2DShape(batch: 3, inChannels: 17, height: 9, width: 16, outChannels: 6, kernel: 3, stride: 1, padding: 1),
+            Conv2DShape(batch: 5, inChannels: 4, height: 16, width: 16, outChannels: 7, kernel: 3, stride: 2, padding: 1),
+            Conv2DShape(batch: 9, inChannels: 5, height: 8, width: 16, outChannels: 3, kernel: 3, stride: 2, padding: 1),
+            Conv2DShape(batch: 2, inChannels: 3, height: 9, width: 7, outChannels: 6, kernel: 3, stride: 2, padding: 1),
+            Conv2DShape(batch: 3, inChannels: 3, height: 8, width: 8, outChannels: 5, kernel: 3, stride: 1, padding: 1),
+            Conv2DShape(batch: 2, inChannels: 4, height: 16, width: 16, outChannels: 3, kernel: 1, stride: 2, padding: 0),
+            Conv2DShape(batch: 2, inChannels: 4, height: 5, width: 6, outChannels: 3, kernel: 1, stride: 1, padding: 0),
+        ]
+        for (index, s) in shapes.enumerated() {
+            for activation in [Activation.leakyReLU(slope: 0.2), .swish] {
+                let stream = UInt64(10 * index + 200)
+                let x = try buffer(randomArray(s.inputCount, stream: stream + 1, low: -2, high: 2))
+                let w = try buffer(randomArray(s.weightCount, stream: stream + 2))
+                let b = try buffer(randomArray(s.outChannels, stream: stream + 3))
+                let dy = try buffer(randomArray(s.outputCount, stream: stream + 4))
+                let start = randomArray(s.inputCount, stream: stream + 5), startW = randomArray(s.weightCount, stream: 6)
+                let scratch = try cpu.makeBuffer(count: s.inputCount)
+                var fused: [[Float]] = [], separate: [[Float]] = []
+                for composed in [false, true] {
+                    let y = try cpu.makeBuffer(count: s.outputCount), dx = try cpu.makeBuffer(count: s.inputCount)
+                    let dxSum = try buffer(start), dw = try buffer(startW)
+                    let db = try buffer(Array(startW.prefix(s.outChannels)))
+                    if composed {
+                        cpu.composedConv2dForward(s, input: x, activation: activation, scratch: scratch, weight: w,
+                                                  bias: b, output: y)
+                        cpu.composedConv2dBackwardData(s, gradOutput: dy, weight: w, input: x, activation: activation,
+                                                       scratch: scratch, gradInput: dx, accumulate: false)
+                        cpu.composedConv2dBackwardData(s, gradOutput: dy, weight: w, input: x, activation: activation,
+                                                       scratch: scratch, gradInput: dxSum, accumulate: true)
+                        cpu.composedConv2dBackwardFilter(s, input: x, activation: activation, scratch: scratch,
+                                                         gradOutput: dy, gradWeight: dw, gradBias: db, accumulate: true)
+                    } else {
+                        cpu.conv2dForward(s, input: x, activation: activation, scratch: scratch, weight: w, bias: b,
+                                          output: y)
+                        cpu.conv2dBackwardData(s, gradOutput: dy, weight: w, input: x, activation: activation,
+                                               scratch: scratch, gradInput: dx, accumulate: false)
+                        cpu.conv2dBackwardData(s, gradOutput: dy, weight: w, input: x, activation: activation,
+                                               scratch: scratch, gradInput: dxSum, accumulate: true)
+                        cpu.conv2dBackwardFilter(s, input: x, activation: activation, scratch: scratch,
+                                                 gradOutput: dy, gradWeight: dw, gradBias: db, accumulate: true)
+                    }
+                    let results = [try cpu.download(y), try cpu.download(dx), try cpu.download(dxSum),
+                                   try cpu.download(dw), try cpu.download(db)]
+                    if composed { separate = results } else { fused = results }
+                }
+                let what = "\(s), \(activation)"
+                XCTAssertEqual(fused[0], separate[0], "forward \(what)")
+                XCTAssertEqual(fused[1], separate[1], "backward data \(what)")
+                XCTAssertLessThan(maxRelativeError(fused[2], separate[2]), 1e-6, "backward data, accumulate \(what)")
+                XCTAssertEqual(fused[3], separate[3], "backward filter \(what)")
+                XCTAssertEqual(fused[4], separate[4], "bias \(what)")
+            }
+        }
+    }
+
     /// Leaky ReLU over more than 2^18 elements per thread takes the streaming-store path; an odd
     /// count puts the second thread's range off the 64-byte grid (head and tail loops). Bit-exact:
     /// the vector select computes the same float operation per element (NaN stays NaN).

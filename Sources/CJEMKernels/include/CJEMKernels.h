@@ -23,12 +23,16 @@
    output gradient with the spatially flipped, transposed filter: rows = cout, cols = cin,
    g = w[r][q] flipped. w is [cout][cin][3][3]. */
 void jem_wino_filter(const float *w, int cout, int cin, int backward, int kp, float *u);
-void jem_wino_pack(const float *x, int nb, int c, int h, int w, int cp, int th, int tw, float *xp);
+/* leaky != 0: the input goes through the leaky ReLU with `slope` on the way (a fused pre-activation). */
+void jem_wino_pack(const float *x, int nb, int c, int h, int w, int cp, int th, int tw, int leaky, float slope,
+                   float *xp);
 void jem_wino_input(const float *xp, int nb, int th, int tw, int cp, float *v, size_t pstride);
 void jem_wino_output(const float *m, int nb, int th, int tw, int kp, size_t pstride, float *yp);
-/* stream: write y with non-temporal stores where aligned (outputs too big to stay in cache). */
+/* gate (layout of y, or NULL): multiply by the leaky ReLU's derivative at gate before storing (a
+   fused activation backward). stream: write y with non-temporal stores where aligned (outputs too
+   big to stay in cache). */
 void jem_wino_unpack(const float *yp, int nb, int k, int h, int w, int kp, int th, int tw, const float *bias,
-                     int accumulate, int stream, float *y);
+                     const float *gate, float slope, int accumulate, int stream, float *y);
 
 
 /* Weight gradients of the same convs, Winograd F(3x3, 4x4) (see winograd.c):
@@ -48,9 +52,13 @@ void jem_leaky_relu_backward(const float *x, const float *gy, float *gx, size_t 
 void jem_axpby(float alpha, const float *x, float beta, float *y, size_t n);
 
 /* One image's im2col columns [c*k*k][oh*ow] (rows ld >= oh*ow floats apart, so that several
-   images can sit side by side) and their adjoint (image (+)= col2im(col)). */
-void jem_im2col(const float *image, int c, int h, int w, int k, int stride, int pad, float *col, size_t ld);
-void jem_col2im(const float *col, int c, int h, int w, int k, int stride, int pad, float *image, int accumulate,
-                size_t ld);
+   images can sit side by side; leaky: through the leaky ReLU on the way) and their adjoint
+   (image (+)= col2im(col), times the leaky ReLU's derivative at gate when given). A gate is only
+   allowed where jem_col2im_gathers (the vectorised stride-2 shapes). */
+void jem_im2col(const float *image, int c, int h, int w, int k, int stride, int pad, int leaky, float slope,
+                float *col, size_t ld);
+int jem_col2im_gathers(int h, int w, int k, int stride, int pad);
+void jem_col2im(const float *col, int c, int h, int w, int k, int stride, int pad, const float *gate, float slope,
+                float *image, int accumulate, size_t ld);
 
 #endif

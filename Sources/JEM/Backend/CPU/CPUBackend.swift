@@ -31,19 +31,24 @@ public final class CPUBackend: Backend {
     /// The Winograd-transformed filter of the current conv call.
     let winogradFilter = Scratch()
 
-    /// Whether 3x3, stride-1, padding-1 convolutions (forward and backward-data) run through
-    /// Winograd F(4x4, 3x3) instead of im2col + GEMM (see `CPUWinograd.swift`).
+    /// Whether 3x3, stride-1, padding-1 convolutions (forward, backward-data, weight gradients)
+    /// run through Winograd (see `CPUWinograd.swift`) instead of im2col + GEMM.
     public let usesWinograd: Bool
+    /// Whether the convolutions of an activated input apply the leaky ReLU (and its derivative)
+    /// on the fly (see `CPUConvolution.swift`) instead of as separate passes over memory.
+    public let fusesActivations: Bool
 
-    /// `winograd: false` keeps every convolution on im2col + GEMM (a reference for the tests
-    /// and the benchmarks).
-    public init(winograd: Bool = true) {
+    /// `winograd: false` keeps every convolution on im2col + GEMM, `fuseActivations: false` runs
+    /// activation and convolution as separate ops (references for the tests and benchmarks).
+    public init(winograd: Bool = true, fuseActivations: Bool = true) {
         usesWinograd = winograd
+        fusesActivations = fuseActivations
         let threads = CPUThreads.count
         // Parallelism is ours (images over cores); each GEMM runs single-threaded inside it.
         openblas_set_num_threads(1)
         let core = openblas_get_corename().map { String(cString: $0) } ?? "unknown"
-        deviceDescription = "CPU (\(threads) threads, OpenBLAS \(core)\(winograd ? "" : ", no Winograd"))"
+        let options = (winograd ? [] : ["no Winograd"]) + (fuseActivations ? [] : ["unfused activations"])
+        deviceDescription = "CPU (\(threads) threads, OpenBLAS \(core)\(options.map { ", " + $0 }.joined()))"
     }
 
     @inline(__always) private func cpu(_ b: DeviceBuffer) -> CPUBuffer {
@@ -53,7 +58,7 @@ public final class CPUBackend: Backend {
         return buffer
     }
 
-    @inline(__always) private func f(_ b: DeviceBuffer) -> UnsafeMutablePointer<Float> { cpu(b).floats }
+    @inline(__always) func f(_ b: DeviceBuffer) -> UnsafeMutablePointer<Float> { cpu(b).floats }
     @inline(__always) private func i32(_ b: DeviceBuffer) -> UnsafeMutablePointer<Int32> { cpu(b).ints }
 
     // MARK: Buffers
@@ -149,197 +154,6 @@ public final class CPUBackend: Backend {
                 pb.value[c] = accumulate ? pb.value[c] + total : total
             }
         }
-    }
-
-    // MARK: Convolution
-    //
-    // One image at a time, the images split over the cores: each thread lays out its image's
-    // patches (im2col, [C*k*k][OH*OW], small enough to stay in cache), and one single-threaded
-    // cblas_sgemm against the [Cout][C*k*k] weights writes the NCHW output directly. A 1x1,
-    // stride-1 conv needs no im2col: the image already is its column matrix.
-
-    public func conv2dForward(_ s: Conv2DShape, input: DeviceBuffer, weight: DeviceBuffer,
-                              bias: DeviceBuffer?, output: DeviceBuffer) {
-        precondition(input.count >= s.inputCount && output.count >= s.outputCount && weight.count >= s.weightCount)
-        if winogradApplies(s, backward: false) {
-            winogradConvolution(s, input: f(input), weight: f(weight), bias: bias.map { f($0) }, output: f(output),
-                                backward: false, accumulate: false)
-            return
-        }
-        let spatial = s.outHeight * s.outWidth, imageIn = s.inChannels * s.height * s.width
-        let x = UnsafeSendable(f(input)), w = UnsafeSendable(f(weight)), y = UnsafeSendable(f(output))
-        let b = UnsafeSendable(bias.map { f($0) })
-        let scratch = threadScratch, group = imagesPerGemm(s)
-        parallelImages(s.batch) { thread, images in
-            for first in stride(from: images.lowerBound, to: images.upperBound, by: group) {
-                let count = min(group, images.upperBound - first), columnsLD = count * spatial
-                let out = y.value + first * s.outChannels * spatial
-                let columns: UnsafeMutablePointer<Float>
-                if s.isPointwise {
-                    columns = x.value + first * imageIn   // count == 1: the image is its column matrix
-                } else {
-                    columns = scratch[thread].columns.reserve(s.patchSize * columnsLD)
-                    for j in 0..<count { Self.im2col(s, image: x.value + (first + j) * imageIn, col: columns + j * spatial,
-                                                    ld: columnsLD) }
-                }
-                // One image writes its NCHW output directly; a group goes through [Cout][images*HW].
-                let product = count == 1 ? out : scratch[thread].grouped.reserve(s.outChannels * columnsLD)
-                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(s.outChannels), Int32(columnsLD),
-                            Int32(s.patchSize), 1, w.value, Int32(s.patchSize), columns, Int32(columnsLD), 0,
-                            product, Int32(columnsLD))
-                for j in 0..<count {
-                    for c in 0..<s.outChannels {
-                        let row = out + (j * s.outChannels + c) * spatial, value = b.value?[c] ?? 0
-                        if count == 1 {
-                            if b.value != nil { for i in 0..<spatial { row[i] += value } }
-                        } else {
-                            let source = product + c * columnsLD + j * spatial
-                            for i in 0..<spatial { row[i] = source[i] + value }
-                        }
-                    }
-                }
-            }
-        }
-    }
-
-    public func conv2dBackwardData(_ s: Conv2DShape, gradOutput: DeviceBuffer, weight: DeviceBuffer,
-                                   gradInput: DeviceBuffer, accumulate: Bool) {
-        precondition(gradOutput.count >= s.outputCount && gradInput.count >= s.inputCount
-                     && weight.count >= s.weightCount)
-        if winogradApplies(s, backward: true) {
-            winogradConvolution(s, input: f(gradOutput), weight: f(weight), bias: nil, output: f(gradInput),
-                                backward: true, accumulate: accumulate)
-            return
-        }
-        let spatial = s.outHeight * s.outWidth, imageIn = s.inChannels * s.height * s.width
-        let dy = UnsafeSendable(f(gradOutput)), w = UnsafeSendable(f(weight)), dx = UnsafeSendable(f(gradInput))
-        let scratch = threadScratch, group = imagesPerGemm(s)
-        parallelImages(s.batch) { thread, images in
-            for first in stride(from: images.lowerBound, to: images.upperBound, by: group) {
-                let count = min(group, images.upperBound - first), columnsLD = count * spatial
-                let g = dy.value + first * s.outChannels * spatial, d = dx.value + first * imageIn
-                if s.isPointwise {
-                    // dx[Cin][HW] (+)= W^T[Cin][Cout] x dy[Cout][HW]  (count == 1)
-                    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, Int32(s.inChannels), Int32(spatial),
-                                Int32(s.outChannels), 1, w.value, Int32(s.patchSize), g, Int32(spatial),
-                                accumulate ? 1 : 0, d, Int32(spatial))
-                    continue
-                }
-                let gradients = count == 1 ? g : Self.gatherImages(g, count: count, channels: s.outChannels,
-                                                                    spatial: spatial,
-                                                                    into: scratch[thread].grouped)
-                let columns = scratch[thread].columns.reserve(s.patchSize * columnsLD)
-                cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, Int32(s.patchSize), Int32(columnsLD),
-                            Int32(s.outChannels), 1, w.value, Int32(s.patchSize), gradients, Int32(columnsLD), 0,
-                            columns, Int32(columnsLD))
-                for j in 0..<count {
-                    Self.col2im(s, col: columns + j * spatial, image: d + j * imageIn, accumulate: accumulate,
-                                ld: columnsLD)
-                }
-            }
-        }
-    }
-
-    public func conv2dBackwardFilter(_ s: Conv2DShape, input: DeviceBuffer, gradOutput: DeviceBuffer,
-                                     gradWeight: DeviceBuffer, gradBias: DeviceBuffer?, accumulate: Bool) {
-        precondition(input.count >= s.inputCount && gradOutput.count >= s.outputCount
-                     && gradWeight.count >= s.weightCount)
-        if winogradFilterGradientApplies(s) {
-            winogradFilterGradient(s, input: f(input), gradOutput: f(gradOutput), gradWeight: f(gradWeight),
-                                   accumulate: accumulate)
-            if let gradBias {
-                biasGradient(gradOutput, outer: s.batch, channels: s.outChannels, inner: s.outHeight * s.outWidth,
-                             gradBias: gradBias, accumulate: accumulate)
-            }
-            return
-        }
-        let spatial = s.outHeight * s.outWidth, imageIn = s.inChannels * s.height * s.width
-        let x = UnsafeSendable(f(input)), dy = UnsafeSendable(f(gradOutput))
-        let scratch = threadScratch, group = imagesPerGemm(s)
-        // Each thread sums its images' weight gradients into its own buffer; the buffers are then
-        // added in thread order (a fixed partition: deterministic for a given core count).
-        let used = parallelImages(s.batch) { thread, images in
-            let partial = scratch[thread].weightGradient.reserve(s.weightCount)
-            for first in stride(from: images.lowerBound, to: images.upperBound, by: group) {
-                let count = min(group, images.upperBound - first), columnsLD = count * spatial
-                let g = dy.value + first * s.outChannels * spatial
-                let columns: UnsafeMutablePointer<Float>
-                if s.isPointwise {
-                    columns = x.value + first * imageIn
-                } else {
-                    columns = scratch[thread].columns.reserve(s.patchSize * columnsLD)
-                    for j in 0..<count { Self.im2col(s, image: x.value + (first + j) * imageIn, col: columns + j * spatial,
-                                                    ld: columnsLD) }
-                }
-                let gradients = count == 1 ? g : Self.gatherImages(g, count: count, channels: s.outChannels,
-                                                                    spatial: spatial,
-                                                                    into: scratch[thread].grouped)
-                // dW[Cout][C*k*k] (+)= dy[Cout][images*HW] x col^T[images*HW][C*k*k]
-                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(s.outChannels), Int32(s.patchSize),
-                            Int32(columnsLD), 1, gradients, Int32(columnsLD), columns, Int32(columnsLD),
-                            first == images.lowerBound ? 0 : 1, partial, Int32(s.patchSize))
-            }
-        }
-        let dw = f(gradWeight)
-        if !accumulate { dw.update(repeating: 0, count: s.weightCount) }
-        for t in 0..<used {
-            jem_axpby(1, threadScratch[t].weightGradient.reserve(s.weightCount), 1, dw, s.weightCount)
-        }
-        if let gradBias {
-            biasGradient(gradOutput, outer: s.batch, channels: s.outChannels, inner: spatial,
-                         gradBias: gradBias, accumulate: accumulate)
-        }
-    }
-
-    /// Images per GEMM on the im2col path: small outputs (8x8 pixels) are grouped so that the
-    /// GEMM's N (images x output pixels) reaches 256 (OpenBLAS runs 64-column GEMMs at about 60%
-    /// of the speed of 256-column ones); 1x1 stride-1 convs use the images in place.
-    func imagesPerGemm(_ s: Conv2DShape) -> Int {
-        if s.isPointwise { return 1 }
-        return max(1, min(8, 256 / max(s.outHeight * s.outWidth, 1)))
-    }
-
-    /// [channels][count*spatial] from `count` consecutive NCHW images of [channels][spatial].
-    static func gatherImages(_ source: UnsafeMutablePointer<Float>, count: Int, channels: Int, spatial: Int,
-                             into scratch: Scratch) -> UnsafeMutablePointer<Float> {
-        let out = scratch.reserve(channels * count * spatial)
-        for j in 0..<count {
-            for c in 0..<channels {
-                (out + c * count * spatial + j * spatial).update(from: source + (j * channels + c) * spatial,
-                                                                 count: spatial)
-            }
-        }
-        return out
-    }
-
-    /// Splits `count` images into one contiguous run per thread (at most the core count) and
-    /// returns how many threads ran. OpenBLAS itself runs single-threaded (see init).
-    @discardableResult
-    func parallelImages(_ count: Int, _ body: (Int, Range<Int>) -> Void) -> Int {
-        let threads = min(CPUThreads.count, max(count, 1))
-        withoutActuallyEscaping(body) { body in
-            let box = UnsafeSendable(body)
-            DispatchQueue.concurrentPerform(iterations: threads) { t in
-                let start = count * t / threads, end = count * (t + 1) / threads
-                if start < end { box.value(t, start..<end) }
-            }
-        }
-        return threads
-    }
-
-    /// col[(c*k + ky)*k + kx][oy*OW + ox] = image[c][oy*s-p+ky][ox*s-p+kx] (0 outside).
-    /// Rows of col are `ld` floats apart (ld >= OH*OW: several images side by side).
-    static func im2col(_ s: Conv2DShape, image: UnsafeMutablePointer<Float>, col: UnsafeMutablePointer<Float>,
-                       ld: Int) {
-        jem_im2col(image, Int32(s.inChannels), Int32(s.height), Int32(s.width), Int32(s.kernel), Int32(s.stride),
-                   Int32(s.padding), col, ld)
-    }
-
-    /// The adjoint of im2col for one image: image (+)= the sum of the col entries that read each pixel.
-    static func col2im(_ s: Conv2DShape, col: UnsafeMutablePointer<Float>, image: UnsafeMutablePointer<Float>,
-                       accumulate: Bool, ld: Int) {
-        jem_col2im(col, Int32(s.inChannels), Int32(s.height), Int32(s.width), Int32(s.kernel), Int32(s.stride),
-                   Int32(s.padding), image, accumulate ? 1 : 0, ld)
     }
 
     // MARK: Pointwise

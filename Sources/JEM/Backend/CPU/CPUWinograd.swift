@@ -41,9 +41,12 @@ extension CPUBackend {
     }
 
     /// output (+)= conv(input, weight) (+ bias), or for `backward` gradInput (+)= the
-    /// backward-data of the conv of `s` applied to `input` = gradOutput.
-    func winogradConvolution(_ s: Conv2DShape, input: UnsafeMutablePointer<Float>,
+    /// backward-data of the conv of `s` applied to `input` = gradOutput. `leaky`: the input goes
+    /// through the leaky ReLU with that slope first; `gate`: each output is multiplied by the leaky
+    /// ReLU's derivative (slope `slope`) at gate (same layout as the output) before it is stored.
+    func winogradConvolution(_ s: Conv2DShape, input: UnsafeMutablePointer<Float>, leaky: Float?,
                              weight: UnsafeMutablePointer<Float>, bias: UnsafeMutablePointer<Float>?,
+                             gate: UnsafeMutablePointer<Float>?, slope: Float,
                              output: UnsafeMutablePointer<Float>, backward: Bool, accumulate: Bool) {
         let lanes = Self.winogradLanes
         let inC = backward ? s.outChannels : s.inChannels, outC = backward ? s.inChannels : s.outChannels
@@ -53,7 +56,7 @@ extension CPUBackend {
         let u = winogradFilter.reserve(36 * inC * kp)
         jem_wino_filter(weight, Int32(s.outChannels), Int32(s.inChannels), backward ? 1 : 0, Int32(kp), u)
         let x = UnsafeSendable(input), y = UnsafeSendable(output), b = UnsafeSendable(bias)
-        let filter = UnsafeSendable(u)
+        let filter = UnsafeSendable(u), gates = UnsafeSendable(gate)
         let scratch = threadScratch
         // Outputs of a megabyte or more per thread leave the caches before the next op reads them:
         // stream them to memory instead of reading every line in first.
@@ -70,7 +73,7 @@ extension CPUBackend {
                 let nb = min(chunk, images.upperBound - first), tiles = nb * tilesPerImage
                 let inStride = tiles * cp + Self.winogradSkew, outStride = tiles * kp + Self.winogradSkew
                 jem_wino_pack(x.value + first * inC * h * w, Int32(nb), Int32(inC), Int32(h), Int32(w), Int32(cp),
-                              Int32(th), Int32(tw), packed)
+                              Int32(th), Int32(tw), leaky == nil ? 0 : 1, leaky ?? 0, packed)
                 jem_wino_input(packed, Int32(nb), Int32(th), Int32(tw), Int32(cp), transformed, inStride)
                 for p in 0..<36 {
                     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(tiles), Int32(outC), Int32(inC), 1,
@@ -79,19 +82,21 @@ extension CPUBackend {
                 }
                 jem_wino_output(products, Int32(nb), Int32(th), Int32(tw), Int32(kp), outStride, unpacked)
                 jem_wino_unpack(unpacked, Int32(nb), Int32(outC), Int32(h), Int32(w), Int32(kp), Int32(th), Int32(tw),
-                                b.value, accumulate ? 1 : 0, stream, y.value + first * outC * h * w)
+                                b.value, gates.value.map { $0 + first * outC * h * w }, slope, accumulate ? 1 : 0,
+                                stream, y.value + first * outC * h * w)
                 first += nb
             }
         }
     }
 
-    /// gradWeight (+)= the weight gradient of the conv `s` (3x3, stride 1, padding 1), by
+    /// gradWeight (+)= the weight gradient of the conv `s` (3x3, stride 1, padding 1; of the
+    /// leaky-ReLU-activated input when `leaky` is given), by
     /// Winograd F(3x3, 4x4): per 4x4 output tile, the 3x3 taps are the correlation of the 6x6
     /// input tile with the tile's output gradient; in the transform domain the sum over tiles is
     /// 36 GEMMs [Cout][tiles] x [tiles][Cin]. Each thread sums its images' tiles; the threads'
     /// sums are added in thread order (a fixed partition, as in the im2col path), then
     /// transformed back to 3x3 taps once.
-    func winogradFilterGradient(_ s: Conv2DShape, input: UnsafeMutablePointer<Float>,
+    func winogradFilterGradient(_ s: Conv2DShape, input: UnsafeMutablePointer<Float>, leaky: Float?,
                                 gradOutput: UnsafeMutablePointer<Float>, gradWeight: UnsafeMutablePointer<Float>,
                                 accumulate: Bool) {
         let lanes = Self.winogradLanes
@@ -116,10 +121,10 @@ extension CPUBackend {
                 let nb = min(chunk, images.upperBound - first), tiles = nb * tilesPerImage
                 let inStride = tiles * cp + Self.winogradSkew, outStride = tiles * kp + Self.winogradSkew
                 jem_wino_pack(x.value + first * cin * h * w, Int32(nb), Int32(cin), Int32(h), Int32(w), Int32(cp),
-                              Int32(th), Int32(tw), packedInput)
+                              Int32(th), Int32(tw), leaky == nil ? 0 : 1, leaky ?? 0, packedInput)
                 jem_wino_input(packedInput, Int32(nb), Int32(th), Int32(tw), Int32(cp), inputTiles, inStride)
                 jem_wino_pack(dy.value + first * cout * h * w, Int32(nb), Int32(cout), Int32(h), Int32(w), Int32(kp),
-                              Int32(th), Int32(tw), packedGradient)
+                              Int32(th), Int32(tw), 0, 0, packedGradient)
                 jem_wino_grad_input(packedGradient, Int32(nb), Int32(th), Int32(tw), Int32(kp), gradientTiles,
                                     outStride)
                 let beta: Float = first == images.lowerBound ? 0 : 1
