@@ -24,7 +24,11 @@ let package = Package(
         .plugin(name: "KernelEmbedder", capability: .buildTool(), dependencies: ["kernel-embedder"]),
         .target(name: "CLKernels", path: "Kernels", plugins: ["KernelEmbedder"]),
 
-        .target(name: "JEM", dependencies: ["COpenCL", "CCLBlast", "CBLAS", "CZlib", "CLKernels"]),
+        // Vectorised C kernels of the CPU backend (Winograd transforms, pointwise loops), each
+        // compiled for AVX-512, AVX2 and baseline x86-64 and picked at load time.
+        .target(name: "CJEMKernels"),
+
+        .target(name: "JEM", dependencies: ["COpenCL", "CCLBlast", "CBLAS", "CZlib", "CLKernels", "CJEMKernels"]),
         .executableTarget(name: "jem-gpu", dependencies: [
             "JEM", .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),

@@ -6,12 +6,16 @@ struct BenchResult {
     let backend: String
     let name: String
     let seconds: [Double]
+    /// Process CPU time (all threads) per run: on a shared machine it counts the work done, not
+    /// the time spent waiting for a core.
+    var cpuSeconds: [Double] = []
     let flop: Double?      // per run
     let bytes: Double?     // memory traffic per run, for bandwidth-bound ops
     let ceiling: Double
     var extra: [String: Double] = [:]
 
     var median: Double { seconds.sorted()[seconds.count / 2] }
+    var cpuMedian: Double? { cpuSeconds.isEmpty ? nil : cpuSeconds.sorted()[cpuSeconds.count / 2] }
     var gflops: Double? { flop.map { $0 / median / 1e9 } }
     var gbps: Double? { bytes.map { $0 / median / 1e9 } }
 
@@ -21,6 +25,7 @@ struct BenchResult {
                                 "all_s": seconds]
         if let gflops { d["gflops"] = gflops; d["fraction_of_gemm_ceiling"] = gflops / ceiling }
         if let gbps { d["gbytes_per_s"] = gbps }
+        if let cpuMedian { d["cpu_median_s"] = cpuMedian }
         for (k, v) in extra { d[k] = v }
         return d
     }
@@ -31,6 +36,7 @@ struct BenchResult {
                        seconds.count)
         if let gflops { text += String(format: "  %7.1f GFLOP/s  %3.0f%% of ceiling", gflops, 100 * gflops / ceiling) }
         if let gbps { text += String(format: "  %6.1f GB/s", gbps) }
+        if let cpuMedian { text += String(format: "  cpu %.4f s", cpuMedian) }
         return text
     }
 }
@@ -53,15 +59,18 @@ struct BenchSuite {
             let repetitions = runs ?? (quick ? 3 : 10)
             for _ in 0..<warmup { try body() }
             try backend.synchronize()
-            var seconds: [Double] = []
+            var seconds: [Double] = [], cpuSeconds: [Double] = []
             for _ in 0..<repetitions {
+                let cpuStart = processCPUSeconds()
                 let start = DispatchTime.now().uptimeNanoseconds
                 try body()
                 try backend.synchronize()
                 seconds.append(Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9)
+                cpuSeconds.append(processCPUSeconds() - cpuStart)
             }
-            let result = BenchResult(backend: backend.kind.rawValue, name: name, seconds: seconds, flop: flop,
+            var result = BenchResult(backend: backend.kind.rawValue, name: name, seconds: seconds, flop: flop,
                                      bytes: bytes, ceiling: ceiling)
+            result.cpuSeconds = cpuSeconds
             print(result.line)
             results.append(result)
         }
@@ -188,6 +197,13 @@ struct BenchSuite {
                   + "device -> host \(traffic.bytesToHost) bytes in \(traffic.downloads) downloads per iteration")
         }
         return results
+    }
+
+    /// CPU time of this process, every thread, in seconds.
+    private func processCPUSeconds() -> Double {
+        var t = timespec()
+        clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t)
+        return Double(t.tv_sec) + Double(t.tv_nsec) / 1e9
     }
 
     private func random(_ count: Int, _ stream: UInt64) throws -> DeviceBuffer {

@@ -57,6 +57,154 @@ final class CPUBackendTests: XCTestCase {
         XCTAssertLessThan(maxRelativeError(try cpu.download(out), naiveConv(s, input: x, weight: w, bias: nil)), 1e-5)
     }
 
+    /// Stride-2 convs on rows of 16 and 32 pixels take the vectorised im2col / col2im path
+    /// (blocks of 16 pixels); odd heights, channel counts and a 1x1 shortcut included.
+    func testStrideTwoConvsMatchNaiveLoops() throws {
+        let shapes = [
+            Conv2DShape(batch: 3, inChannels: 5, height: 16, width: 16, outChannels: 7, kernel: 3, stride: 2, padding: 1),
+            Conv2DShape(batch: 2, inChannels: 3, height: 15, width: 32, outChannels: 4, kernel: 3, stride: 2, padding: 1),
+            Conv2DShape(batch: 1, inChannels: 2, height: 10, width: 48, outChannels: 3, kernel: 3, stride: 2, padding: 1),
+            Conv2DShape(batch: 3, inChannels: 6, height: 16, width: 16, outChannels: 5, kernel: 1, stride: 2, padding: 0),
+            Conv2DShape(batch: 2, inChannels: 4, height: 9, width: 32, outChannels: 3, kernel: 1, stride: 2, padding: 0),
+        ]
+        for (index, s) in shapes.enumerated() {
+            let stream = UInt64(10 * index)
+            let x = randomArray(s.inputCount, stream: stream + 1), w = randomArray(s.weightCount, stream: stream + 2)
+            let b = randomArray(s.outChannels, stream: stream + 3), dy = randomArray(s.outputCount, stream: stream + 4)
+            let out = try cpu.makeBuffer(count: s.outputCount)
+            cpu.conv2dForward(s, input: try buffer(x), weight: try buffer(w), bias: try buffer(b), output: out)
+            XCTAssertLessThan(maxRelativeError(try cpu.download(out), naiveConv(s, input: x, weight: w, bias: b)), 1e-5,
+                              "forward \(s)")
+            let expected = naiveConvBackwardData(s, gradOutput: dy, weight: w)
+            let dx = try cpu.makeBuffer(count: s.inputCount)
+            cpu.conv2dBackwardData(s, gradOutput: try buffer(dy), weight: try buffer(w), gradInput: dx, accumulate: false)
+            XCTAssertLessThan(maxRelativeError(try cpu.download(dx), expected), 1e-5, "backward data \(s)")
+            let start = randomArray(s.inputCount, stream: stream + 5)
+            let sum = try buffer(start)
+            cpu.conv2dBackwardData(s, gradOutput: try buffer(dy), weight: try buffer(w), gradInput: sum, accumulate: true)
+            XCTAssertLessThan(maxRelativeError(try cpu.download(sum), zip(start, expected).map { $0 + $1 }), 1e-5,
+                              "backward data, accumulate \(s)")
+        }
+    }
+
+    /// Convs with small outputs run the im2col path on groups of images per GEMM (N = images x
+    /// pixels); batches that leave partial groups on each thread, all three passes.
+    func testGroupedIm2colConvsMatchNaiveLoops() throws {
+        let shapes = [
+            Conv2DShape(batch: 11, inChannels: 5, height: 8, width: 8, outChannels: 6, kernel: 3, stride: 2, padding: 1),
+            Conv2DShape(batch: 9, inChannels: 4, height: 16, width: 16, outChannels: 3, kernel: 1, stride: 2, padding: 0),
+            Conv2DShape(batch: 7, inChannels: 3, height: 7, width: 9, outChannels: 4, kernel: 3, stride: 1, padding: 0),
+        ]
+        for (index, s) in shapes.enumerated() {
+            XCTAssertGreaterThan(cpu.imagesPerGemm(s), 1, "\(s)")
+            let stream = UInt64(10 * index + 100)
+            let x = randomArray(s.inputCount, stream: stream + 1), w = randomArray(s.weightCount, stream: stream + 2)
+            let b = randomArray(s.outChannels, stream: stream + 3), dy = randomArray(s.outputCount, stream: stream + 4)
+            let out = try cpu.makeBuffer(count: s.outputCount)
+            cpu.conv2dForward(s, input: try buffer(x), weight: try buffer(w), bias: try buffer(b), output: out)
+            XCTAssertLessThan(maxRelativeError(try cpu.download(out), naiveConv(s, input: x, weight: w, bias: b)), 1e-5,
+                              "forward \(s)")
+            let wantDx = naiveConvBackwardData(s, gradOutput: dy, weight: w)
+            let start = randomArray(s.inputCount, stream: stream + 5)
+            let dx = try buffer(start)
+            cpu.conv2dBackwardData(s, gradOutput: try buffer(dy), weight: try buffer(w), gradInput: dx, accumulate: true)
+            XCTAssertLessThan(maxRelativeError(try cpu.download(dx), zip(start, wantDx).map { $0 + $1 }), 1e-5,
+                              "backward data \(s)")
+            let wantDw = naiveConvBackwardFilter(s, input: x, gradOutput: dy)
+            let dw = try cpu.makeBuffer(count: s.weightCount)
+            cpu.conv2dBackwardFilter(s, input: try buffer(x), gradOutput: try buffer(dy), gradWeight: dw, gradBias: nil,
+                                     accumulate: false)
+            XCTAssertLessThan(maxRelativeError(try cpu.download(dw), wantDw), 1e-5, "backward filter \(s)")
+        }
+    }
+
+    /// conv(act(x)) with the activation fused (Winograd pack/unpack, im2col and the gathering
+    /// col2im) against activation + conv as separate ops on the same backend: forward and weight
+    /// gradients bit for bit (the convs see the same activated values); the input gradient to
+    /// rounding (accumulating adds act' * g with one rounding or two).
+    func testFusedActivationConvsMatchSeparateOps() throws {
+        let shapes = [
+            Conv2DShape(batch: 3, inChannels: 17, height: 9, width: 16, outChannels: 6, kernel: 3, stride: 1, padding: 1),
+            Conv2DShape(batch: 5, inChannels: 4, height: 16, width: 16, outChannels: 7, kernel: 3, stride: 2, padding: 1),
+            Conv2DShape(batch: 9, inChannels: 5, height: 8, width: 16, outChannels: 3, kernel: 3, stride: 2, padding: 1),
+            Conv2DShape(batch: 2, inChannels: 3, height: 9, width: 7, outChannels: 6, kernel: 3, stride: 2, padding: 1),
+            Conv2DShape(batch: 3, inChannels: 3, height: 8, width: 8, outChannels: 5, kernel: 3, stride: 1, padding: 1),
+            Conv2DShape(batch: 2, inChannels: 4, height: 16, width: 16, outChannels: 3, kernel: 1, stride: 2, padding: 0),
+            Conv2DShape(batch: 2, inChannels: 4, height: 5, width: 6, outChannels: 3, kernel: 1, stride: 1, padding: 0),
+        ]
+        for (index, s) in shapes.enumerated() {
+            for activation in [Activation.leakyReLU(slope: 0.2), .swish] {
+                let stream = UInt64(10 * index + 200)
+                let x = try buffer(randomArray(s.inputCount, stream: stream + 1, low: -2, high: 2))
+                let w = try buffer(randomArray(s.weightCount, stream: stream + 2))
+                let b = try buffer(randomArray(s.outChannels, stream: stream + 3))
+                let dy = try buffer(randomArray(s.outputCount, stream: stream + 4))
+                let start = randomArray(s.inputCount, stream: stream + 5), startW = randomArray(s.weightCount, stream: 6)
+                let scratch = try cpu.makeBuffer(count: s.inputCount)
+                var fused: [[Float]] = [], separate: [[Float]] = []
+                for composed in [false, true] {
+                    let y = try cpu.makeBuffer(count: s.outputCount), dx = try cpu.makeBuffer(count: s.inputCount)
+                    let dxSum = try buffer(start), dw = try buffer(startW)
+                    let db = try buffer(Array(startW.prefix(s.outChannels)))
+                    if composed {
+                        cpu.composedConv2dForward(s, input: x, activation: activation, scratch: scratch, weight: w,
+                                                  bias: b, output: y)
+                        cpu.composedConv2dBackwardData(s, gradOutput: dy, weight: w, input: x, activation: activation,
+                                                       scratch: scratch, gradInput: dx, accumulate: false)
+                        cpu.composedConv2dBackwardData(s, gradOutput: dy, weight: w, input: x, activation: activation,
+                                                       scratch: scratch, gradInput: dxSum, accumulate: true)
+                        cpu.composedConv2dBackwardFilter(s, input: x, activation: activation, scratch: scratch,
+                                                         gradOutput: dy, gradWeight: dw, gradBias: db, accumulate: true)
+                    } else {
+                        cpu.conv2dForward(s, input: x, activation: activation, scratch: scratch, weight: w, bias: b,
+                                          output: y)
+                        cpu.conv2dBackwardData(s, gradOutput: dy, weight: w, input: x, activation: activation,
+                                               scratch: scratch, gradInput: dx, accumulate: false)
+                        cpu.conv2dBackwardData(s, gradOutput: dy, weight: w, input: x, activation: activation,
+                                               scratch: scratch, gradInput: dxSum, accumulate: true)
+                        cpu.conv2dBackwardFilter(s, input: x, activation: activation, scratch: scratch,
+                                                 gradOutput: dy, gradWeight: dw, gradBias: db, accumulate: true)
+                    }
+                    let results = [try cpu.download(y), try cpu.download(dx), try cpu.download(dxSum),
+                                   try cpu.download(dw), try cpu.download(db)]
+                    if composed { separate = results } else { fused = results }
+                }
+                let what = "\(s), \(activation)"
+                XCTAssertEqual(fused[0], separate[0], "forward \(what)")
+                XCTAssertEqual(fused[1], separate[1], "backward data \(what)")
+                XCTAssertLessThan(maxRelativeError(fused[2], separate[2]), 1e-6, "backward data, accumulate \(what)")
+                XCTAssertEqual(fused[3], separate[3], "backward filter \(what)")
+                XCTAssertEqual(fused[4], separate[4], "bias \(what)")
+            }
+        }
+    }
+
+    /// Leaky ReLU over more than 2^18 elements per thread takes the streaming-store path; an odd
+    /// count puts the second thread's range off the 64-byte grid (head and tail loops). Bit-exact:
+    /// the vector select computes the same float operation per element (NaN stays NaN).
+    func testLeakyReLUStreamingPathIsExact() throws {
+        let count = 2 * (1 << 18) + 37, slope: Float = 0.2
+        var x = randomArray(count, stream: 41, low: -2, high: 2)
+        x[5] = .nan
+        x[400_000] = -.infinity
+        let g = randomArray(count, stream: 42)
+        let xb = try buffer(x), gb = try buffer(g)
+        let y = try cpu.makeBuffer(count: count), dx = try cpu.makeBuffer(count: count)
+        cpu.activationForward(.leakyReLU(slope: slope), x: xb, y: y, count: count)
+        cpu.activationBackward(.leakyReLU(slope: slope), x: xb, gradY: gb, gradX: dx, count: count, accumulate: false)
+        let forward = try cpu.download(y), backward = try cpu.download(dx)
+        for i in 0..<count {
+            let want = x[i] > 0 ? x[i] : slope * x[i], wantGrad = g[i] * (x[i] > 0 ? 1 : slope)
+            if forward[i].bitPattern != want.bitPattern || backward[i].bitPattern != wantGrad.bitPattern {
+                XCTFail("element \(i): \(forward[i]) vs \(want), \(backward[i]) vs \(wantGrad)")
+                return
+            }
+        }
+        // In place (gradX = gradY), as the WideResNet backward calls it.
+        cpu.activationBackward(.leakyReLU(slope: slope), x: xb, gradY: gb, gradX: gb, count: count, accumulate: false)
+        XCTAssertEqual(try cpu.download(gb).map(\.bitPattern), backward.map(\.bitPattern))
+    }
+
     func testConvBackwardDataGradient() throws {
         for s in oddConvShapes {
             let w = randomArray(s.weightCount, stream: 2)

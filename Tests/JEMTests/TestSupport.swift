@@ -27,6 +27,59 @@ func naiveConv(_ s: Conv2DShape, input x: [Float], weight w: [Float], bias: [Flo
     ReferenceChecks.naiveConvolution(s, input: x, weight: w, bias: bias)
 }
 
+/// The naive adjoint of `naiveConv` (float64 accumulation): every output gradient scattered back
+/// through the taps that produced it, for any stride and padding.
+func naiveConvBackwardData(_ s: Conv2DShape, gradOutput dy: [Float], weight w: [Float]) -> [Float] {
+    var dx = [Double](repeating: 0, count: s.inputCount)
+    let oh = s.outHeight, ow = s.outWidth, k = s.kernel
+    for n in 0..<s.batch {
+        for o in 0..<s.outChannels {
+            for oy in 0..<oh {
+                for ox in 0..<ow {
+                    let g = Double(dy[((n * s.outChannels + o) * oh + oy) * ow + ox])
+                    for c in 0..<s.inChannels {
+                        for ky in 0..<k {
+                            for kx in 0..<k {
+                                let iy = oy * s.stride - s.padding + ky, ix = ox * s.stride - s.padding + kx
+                                if iy < 0 || iy >= s.height || ix < 0 || ix >= s.width { continue }
+                                dx[((n * s.inChannels + c) * s.height + iy) * s.width + ix]
+                                    += g * Double(w[((o * s.inChannels + c) * k + ky) * k + kx])
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+    return dx.map { Float($0) }
+}
+
+/// The naive weight gradient of `naiveConv` (float64 accumulation), any stride and padding.
+func naiveConvBackwardFilter(_ s: Conv2DShape, input x: [Float], gradOutput dy: [Float]) -> [Float] {
+    var dw = [Double](repeating: 0, count: s.weightCount)
+    let oh = s.outHeight, ow = s.outWidth, k = s.kernel
+    for n in 0..<s.batch {
+        for o in 0..<s.outChannels {
+            for oy in 0..<oh {
+                for ox in 0..<ow {
+                    let g = Double(dy[((n * s.outChannels + o) * oh + oy) * ow + ox])
+                    for c in 0..<s.inChannels {
+                        for ky in 0..<k {
+                            for kx in 0..<k {
+                                let iy = oy * s.stride - s.padding + ky, ix = ox * s.stride - s.padding + kx
+                                if iy < 0 || iy >= s.height || ix < 0 || ix >= s.width { continue }
+                                dw[((o * s.inChannels + c) * k + ky) * k + kx]
+                                    += g * Double(x[((n * s.inChannels + c) * s.height + iy) * s.width + ix])
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+    return dw.map { Float($0) }
+}
+
 /// The shapes every conv test covers: odd sizes, both kernel sizes, both strides, both paddings.
 let oddConvShapes: [Conv2DShape] = [
     Conv2DShape(batch: 3, inChannels: 5, height: 7, width: 9, outChannels: 4, kernel: 3, stride: 1, padding: 1),

@@ -122,4 +122,31 @@ final class WideResNetTests: XCTestCase {
                            p.name)
         }
     }
+
+    /// The CPU backend applies the leaky ReLU inside the convolutions (forward, input gradient,
+    /// weight gradients); the network must compute the same as with separate activation ops.
+    /// 16x16 inputs put layer1 on Winograd and layer2's stride-2 conv on the gathering col2im;
+    /// layer3's 8-pixel rows fall back to the separate ops inside the backend.
+    func testFusedActivationsMatchSeparateOps() throws {
+        let spec = WideResNetSpec(depth: 10, widen: 1, inputChannels: 3, imageHeight: 16, imageWidth: 16, classCount: 4)
+        let batch = 3
+        var results: [[[Float]]] = []
+        for backend in [CPUBackend(), CPUBackend(fuseActivations: false)] {
+            XCTAssertEqual(backend.fusesConvInputActivation, backend.fusesActivations)
+            let net = try WideResNet(spec: spec, maxBatch: batch, backend: backend)
+            net.initialize(seed: 9)
+            let input = try backend.makeBuffer(randomArray(batch * spec.inputCount, stream: 3))
+            let logits = net.forward(input, batch: batch)
+            let gradLogits = try backend.makeBuffer(randomArray(batch * spec.classCount, stream: 4))
+            let gradInput = try backend.makeBuffer(count: batch * spec.inputCount)
+            net.zeroGradients()
+            net.backward(gradLogits: gradLogits, batch: batch, gradInput: gradInput, mode: .full)
+            var tensors = [try backend.download(logits), try backend.download(gradInput)]
+            for p in net.trainableParameters { tensors.append(try backend.download(p.gradient)) }
+            results.append(tensors)
+        }
+        for (index, (fused, separate)) in zip(results[0], results[1]).enumerated() {
+            XCTAssertLessThan(maxRelativeError(fused, separate), 1e-5, "tensor \(index)")
+        }
+    }
 }

@@ -64,6 +64,29 @@ public protocol Backend: AnyObject {
     func conv2dBackwardFilter(_ shape: Conv2DShape, input: DeviceBuffer, gradOutput: DeviceBuffer,
                               gradWeight: DeviceBuffer, gradBias: DeviceBuffer?, accumulate: Bool)
 
+    // MARK: Convolution of an activated input (the pre-activation blocks' act -> conv)
+    //
+    // The same results as activationForward / activationBackward around the plain convolution
+    // (which is what the default implementations below do, using `scratch`, inputCount floats).
+    // A backend that applies the activation on the fly leaves `scratch` alone and says so with
+    // `fusesConvInputActivation`; models call these only then, and the separate ops otherwise.
+
+    /// Whether the three methods below run without writing activation(input) to memory.
+    var fusesConvInputActivation: Bool { get }
+    /// output = conv(activation(input), weight) + bias. `scratch` may be overwritten.
+    func conv2dForward(_ shape: Conv2DShape, input: DeviceBuffer, activation: Activation, scratch: DeviceBuffer,
+                       weight: DeviceBuffer, bias: DeviceBuffer?, output: DeviceBuffer)
+    /// gradInput (+)= activation'(input) * [d output / d activation(input)]^T gradOutput: the input
+    /// gradient of conv(activation(input)). `scratch` may be overwritten.
+    func conv2dBackwardData(_ shape: Conv2DShape, gradOutput: DeviceBuffer, weight: DeviceBuffer,
+                            input: DeviceBuffer, activation: Activation, scratch: DeviceBuffer,
+                            gradInput: DeviceBuffer, accumulate: Bool)
+    /// gradWeight, gradBias (+)= the parameter gradients of conv(activation(input)). `scratch` may be
+    /// overwritten.
+    func conv2dBackwardFilter(_ shape: Conv2DShape, input: DeviceBuffer, activation: Activation,
+                              scratch: DeviceBuffer, gradOutput: DeviceBuffer, gradWeight: DeviceBuffer,
+                              gradBias: DeviceBuffer?, accumulate: Bool)
+
     // MARK: Pointwise
 
     /// y = activation(x) over `count` elements.
@@ -326,6 +349,62 @@ extension Backend {
         gemm(transposeA: transposeA, transposeB: transposeB, m: m, n: n, k: k, alpha: alpha,
              a: a, aOffset: 0, lda: transposeA ? m : k, b: b, bOffset: 0, ldb: transposeB ? k : n,
              beta: beta, c: c, cOffset: 0, ldc: n, batch: .single)
+    }
+}
+
+/// Convolutions of an activated input as separate ops: the default of every backend that does
+/// not fuse them (the OpenCL backend), and the CPU backend's fallback for what it does not fuse.
+extension Backend {
+    public var fusesConvInputActivation: Bool { false }
+
+    public func conv2dForward(_ shape: Conv2DShape, input: DeviceBuffer, activation: Activation, scratch: DeviceBuffer,
+                              weight: DeviceBuffer, bias: DeviceBuffer?, output: DeviceBuffer) {
+        composedConv2dForward(shape, input: input, activation: activation, scratch: scratch, weight: weight, bias: bias,
+                              output: output)
+    }
+
+    public func conv2dBackwardData(_ shape: Conv2DShape, gradOutput: DeviceBuffer, weight: DeviceBuffer,
+                                   input: DeviceBuffer, activation: Activation, scratch: DeviceBuffer,
+                                   gradInput: DeviceBuffer, accumulate: Bool) {
+        composedConv2dBackwardData(shape, gradOutput: gradOutput, weight: weight, input: input, activation: activation,
+                                   scratch: scratch, gradInput: gradInput, accumulate: accumulate)
+    }
+
+    public func conv2dBackwardFilter(_ shape: Conv2DShape, input: DeviceBuffer, activation: Activation,
+                                     scratch: DeviceBuffer, gradOutput: DeviceBuffer, gradWeight: DeviceBuffer,
+                                     gradBias: DeviceBuffer?, accumulate: Bool) {
+        composedConv2dBackwardFilter(shape, input: input, activation: activation, scratch: scratch,
+                                     gradOutput: gradOutput, gradWeight: gradWeight, gradBias: gradBias,
+                                     accumulate: accumulate)
+    }
+
+    /// activationForward into `scratch`, then conv2dForward of it.
+    public func composedConv2dForward(_ shape: Conv2DShape, input: DeviceBuffer, activation: Activation,
+                                      scratch: DeviceBuffer, weight: DeviceBuffer, bias: DeviceBuffer?,
+                                      output: DeviceBuffer) {
+        precondition(scratch.count >= shape.inputCount, "scratch holds \(scratch.count) of \(shape.inputCount) floats")
+        activationForward(activation, x: input, y: scratch, count: shape.inputCount)
+        conv2dForward(shape, input: scratch, weight: weight, bias: bias, output: output)
+    }
+
+    /// conv2dBackwardData into `scratch`, then activationBackward at `input`.
+    public func composedConv2dBackwardData(_ shape: Conv2DShape, gradOutput: DeviceBuffer, weight: DeviceBuffer,
+                                           input: DeviceBuffer, activation: Activation, scratch: DeviceBuffer,
+                                           gradInput: DeviceBuffer, accumulate: Bool) {
+        precondition(scratch.count >= shape.inputCount, "scratch holds \(scratch.count) of \(shape.inputCount) floats")
+        conv2dBackwardData(shape, gradOutput: gradOutput, weight: weight, gradInput: scratch, accumulate: false)
+        activationBackward(activation, x: input, gradY: scratch, gradX: gradInput, count: shape.inputCount,
+                           accumulate: accumulate)
+    }
+
+    /// activationForward into `scratch`, then conv2dBackwardFilter with it.
+    public func composedConv2dBackwardFilter(_ shape: Conv2DShape, input: DeviceBuffer, activation: Activation,
+                                             scratch: DeviceBuffer, gradOutput: DeviceBuffer, gradWeight: DeviceBuffer,
+                                             gradBias: DeviceBuffer?, accumulate: Bool) {
+        precondition(scratch.count >= shape.inputCount, "scratch holds \(scratch.count) of \(shape.inputCount) floats")
+        activationForward(activation, x: input, y: scratch, count: shape.inputCount)
+        conv2dBackwardFilter(shape, input: scratch, gradOutput: gradOutput, gradWeight: gradWeight, gradBias: gradBias,
+                             accumulate: accumulate)
     }
 }
 

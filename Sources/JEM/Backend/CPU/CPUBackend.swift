@@ -1,4 +1,5 @@
 import CBLAS
+import CJEMKernels
 import Foundation
 
 /// Host memory for `CPUBackend`: 64-byte aligned, freed with the buffer.
@@ -24,20 +25,34 @@ public final class CPUBackend: Backend {
     public let kind = BackendKind.cpu
     public let deviceDescription: String
 
-    /// Per-thread convolution scratch (im2col columns, partial weight gradients), grown on
-    /// demand and reused: no allocation per op.
-    private let threadScratch = (0..<CPUThreads.count).map { _ in ConvolutionScratch() }
+    /// Per-thread convolution scratch (im2col columns, partial weight gradients, Winograd
+    /// tiles), grown on demand and reused: no allocation per op.
+    let threadScratch = (0..<CPUThreads.count).map { _ in ConvolutionScratch() }
+    /// The Winograd-transformed filter of the current conv call.
+    let winogradFilter = Scratch()
 
     /// Host memory is the CPU backend's memory, so "transfers" are the copies in and out of its
     /// buffers: counted like the OpenCL backend's, so that both report the same traffic.
     public private(set) var transfers = TransferCounts()
 
-    public init() {
+    /// Whether 3x3, stride-1, padding-1 convolutions (forward, backward-data, weight gradients)
+    /// run through Winograd (see `CPUWinograd.swift`) instead of im2col + GEMM.
+    public let usesWinograd: Bool
+    /// Whether the convolutions of an activated input apply the leaky ReLU (and its derivative)
+    /// on the fly (see `CPUConvolution.swift`) instead of as separate passes over memory.
+    public let fusesActivations: Bool
+
+    /// `winograd: false` keeps every convolution on im2col + GEMM, `fuseActivations: false` runs
+    /// activation and convolution as separate ops (references for the tests and benchmarks).
+    public init(winograd: Bool = true, fuseActivations: Bool = true) {
+        usesWinograd = winograd
+        fusesActivations = fuseActivations
         let threads = CPUThreads.count
         // Parallelism is ours (images over cores); each GEMM runs single-threaded inside it.
         openblas_set_num_threads(1)
         let core = openblas_get_corename().map { String(cString: $0) } ?? "unknown"
-        deviceDescription = "CPU (\(threads) threads, OpenBLAS \(core))"
+        let options = (winograd ? [] : ["no Winograd"]) + (fuseActivations ? [] : ["unfused activations"])
+        deviceDescription = "CPU (\(threads) threads, OpenBLAS \(core)\(options.map { ", " + $0 }.joined()))"
     }
 
     @inline(__always) private func cpu(_ b: DeviceBuffer) -> CPUBuffer {
@@ -47,7 +62,7 @@ public final class CPUBackend: Backend {
         return buffer
     }
 
-    @inline(__always) private func f(_ b: DeviceBuffer) -> UnsafeMutablePointer<Float> { cpu(b).floats }
+    @inline(__always) func f(_ b: DeviceBuffer) -> UnsafeMutablePointer<Float> { cpu(b).floats }
     @inline(__always) private func i32(_ b: DeviceBuffer) -> UnsafeMutablePointer<Int32> { cpu(b).ints }
 
     // MARK: Buffers
@@ -149,177 +164,15 @@ public final class CPUBackend: Backend {
         }
     }
 
-    // MARK: Convolution
-    //
-    // One image at a time, the images split over the cores: each thread lays out its image's
-    // patches (im2col, [C*k*k][OH*OW], small enough to stay in cache), and one single-threaded
-    // cblas_sgemm against the [Cout][C*k*k] weights writes the NCHW output directly. A 1x1,
-    // stride-1 conv needs no im2col: the image already is its column matrix.
-
-    public func conv2dForward(_ s: Conv2DShape, input: DeviceBuffer, weight: DeviceBuffer,
-                              bias: DeviceBuffer?, output: DeviceBuffer) {
-        precondition(input.count >= s.inputCount && output.count >= s.outputCount && weight.count >= s.weightCount)
-        let spatial = s.outHeight * s.outWidth, imageIn = s.inChannels * s.height * s.width
-        let x = UnsafeSendable(f(input)), w = UnsafeSendable(f(weight)), y = UnsafeSendable(f(output))
-        let b = UnsafeSendable(bias.map { f($0) })
-        let scratch = threadScratch
-        parallelImages(s.batch) { thread, images in
-            for n in images {
-                let image = x.value + n * imageIn, out = y.value + n * s.outChannels * spatial
-                let columns = s.isPointwise ? image : scratch[thread].columns.reserve(s.patchSize * spatial)
-                if !s.isPointwise { Self.im2col(s, image: image, col: columns) }
-                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(s.outChannels), Int32(spatial),
-                            Int32(s.patchSize), 1, w.value, Int32(s.patchSize), columns, Int32(spatial), 0,
-                            out, Int32(spatial))
-                if let bias = b.value {
-                    for c in 0..<s.outChannels {
-                        let v = bias[c], row = out + c * spatial
-                        for i in 0..<spatial { row[i] += v }
-                    }
-                }
-            }
-        }
-    }
-
-    public func conv2dBackwardData(_ s: Conv2DShape, gradOutput: DeviceBuffer, weight: DeviceBuffer,
-                                   gradInput: DeviceBuffer, accumulate: Bool) {
-        let spatial = s.outHeight * s.outWidth, imageIn = s.inChannels * s.height * s.width
-        let dy = UnsafeSendable(f(gradOutput)), w = UnsafeSendable(f(weight)), dx = UnsafeSendable(f(gradInput))
-        let scratch = threadScratch
-        parallelImages(s.batch) { thread, images in
-            for n in images {
-                let g = dy.value + n * s.outChannels * spatial, d = dx.value + n * imageIn
-                if s.isPointwise {
-                    // dx[Cin][HW] (+)= W^T[Cin][Cout] x dy[Cout][HW]
-                    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, Int32(s.inChannels), Int32(spatial),
-                                Int32(s.outChannels), 1, w.value, Int32(s.patchSize), g, Int32(spatial),
-                                accumulate ? 1 : 0, d, Int32(spatial))
-                    continue
-                }
-                let columns = scratch[thread].columns.reserve(s.patchSize * spatial)
-                cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, Int32(s.patchSize), Int32(spatial),
-                            Int32(s.outChannels), 1, w.value, Int32(s.patchSize), g, Int32(spatial), 0,
-                            columns, Int32(spatial))
-                Self.col2im(s, col: columns, image: d, accumulate: accumulate)
-            }
-        }
-    }
-
-    public func conv2dBackwardFilter(_ s: Conv2DShape, input: DeviceBuffer, gradOutput: DeviceBuffer,
-                                     gradWeight: DeviceBuffer, gradBias: DeviceBuffer?, accumulate: Bool) {
-        let spatial = s.outHeight * s.outWidth, imageIn = s.inChannels * s.height * s.width
-        let x = UnsafeSendable(f(input)), dy = UnsafeSendable(f(gradOutput))
-        let scratch = threadScratch
-        // Each thread sums its images' weight gradients into its own buffer; the buffers are then
-        // added in thread order (a fixed partition: deterministic for a given core count).
-        let used = parallelImages(s.batch) { thread, images in
-            let partial = scratch[thread].weightGradient.reserve(s.weightCount)
-            var first = true
-            for n in images {
-                let image = x.value + n * imageIn, g = dy.value + n * s.outChannels * spatial
-                let columns = s.isPointwise ? image : scratch[thread].columns.reserve(s.patchSize * spatial)
-                if !s.isPointwise { Self.im2col(s, image: image, col: columns) }
-                // dW[Cout][C*k*k] (+)= dy[Cout][HW] x col^T[HW][C*k*k]
-                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(s.outChannels), Int32(s.patchSize),
-                            Int32(spatial), 1, g, Int32(spatial), columns, Int32(spatial), first ? 0 : 1,
-                            partial, Int32(s.patchSize))
-                first = false
-            }
-        }
-        let dw = f(gradWeight)
-        if !accumulate { dw.update(repeating: 0, count: s.weightCount) }
-        for t in 0..<used {
-            let partial = threadScratch[t].weightGradient.reserve(s.weightCount)
-            for i in 0..<s.weightCount { dw[i] += partial[i] }
-        }
-        if let gradBias {
-            biasGradient(gradOutput, outer: s.batch, channels: s.outChannels, inner: spatial,
-                         gradBias: gradBias, accumulate: accumulate)
-        }
-    }
-
-    /// Splits `count` images into one contiguous run per thread (at most the core count) and
-    /// returns how many threads ran. OpenBLAS itself runs single-threaded (see init).
-    @discardableResult
-    private func parallelImages(_ count: Int, _ body: (Int, Range<Int>) -> Void) -> Int {
-        let threads = min(CPUThreads.count, max(count, 1))
-        withoutActuallyEscaping(body) { body in
-            let box = UnsafeSendable(body)
-            DispatchQueue.concurrentPerform(iterations: threads) { t in
-                let start = count * t / threads, end = count * (t + 1) / threads
-                if start < end { box.value(t, start..<end) }
-            }
-        }
-        return threads
-    }
-
-    /// col[(c*k + ky)*k + kx][oy*OW + ox] = image[c][oy*s-p+ky][ox*s-p+kx] (0 outside).
-    static func im2col(_ s: Conv2DShape, image: UnsafeMutablePointer<Float>, col: UnsafeMutablePointer<Float>) {
-        let oh = s.outHeight, ow = s.outWidth, spatial = oh * ow
-        let k = s.kernel, stride = s.stride, pad = s.padding, h = s.height, w = s.width
-        for row in 0..<s.patchSize {
-            let c = row / (k * k), ky = (row / k) % k, kx = row % k
-            let src = image + c * h * w, dst = col + row * spatial
-            for oy in 0..<oh {
-                let iy = oy * stride - pad + ky
-                let d = dst + oy * ow
-                if iy < 0 || iy >= h {
-                    d.update(repeating: 0, count: ow)
-                    continue
-                }
-                let srcRow = src + iy * w
-                if stride == 1 {
-                    // Valid ox: 0 <= ox - pad + kx < w.
-                    let lo = max(0, pad - kx), hi = min(ow, w + pad - kx)
-                    for ox in 0..<min(lo, ow) { d[ox] = 0 }
-                    if hi > lo { (d + lo).update(from: srcRow + (lo - pad + kx), count: hi - lo) }
-                    for ox in max(hi, 0)..<ow { d[ox] = 0 }
-                } else {
-                    for ox in 0..<ow {
-                        let ix = ox * stride - pad + kx
-                        d[ox] = (ix >= 0 && ix < w) ? srcRow[ix] : 0
-                    }
-                }
-            }
-        }
-    }
-
-    /// The adjoint of im2col for one image: image (+)= the sum of the col entries that read each pixel.
-    static func col2im(_ s: Conv2DShape, col: UnsafeMutablePointer<Float>, image: UnsafeMutablePointer<Float>,
-                       accumulate: Bool) {
-        let oh = s.outHeight, ow = s.outWidth, spatial = oh * ow
-        let k = s.kernel, stride = s.stride, pad = s.padding, h = s.height, w = s.width
-        if !accumulate { image.update(repeating: 0, count: s.inChannels * h * w) }
-        for row in 0..<s.patchSize {
-            let c = row / (k * k), ky = (row / k) % k, kx = row % k
-            let src = col + row * spatial, dst = image + c * h * w
-            for oy in 0..<oh {
-                let iy = oy * stride - pad + ky
-                if iy < 0 || iy >= h { continue }
-                let r = src + oy * ow, d = dst + iy * w
-                if stride == 1 {
-                    let lo = max(0, pad - kx), hi = min(ow, w + pad - kx)
-                    if hi > lo {
-                        let base = d + (lo - pad + kx)
-                        for ox in lo..<hi { base[ox - lo] += r[ox] }
-                    }
-                } else {
-                    for ox in 0..<ow {
-                        let ix = ox * stride - pad + kx
-                        if ix >= 0 && ix < w { d[ix] += r[ox] }
-                    }
-                }
-            }
-        }
-    }
-
     // MARK: Pointwise
 
     public func activationForward(_ activation: Activation, x: DeviceBuffer, y: DeviceBuffer, count: Int) {
         let px = UnsafeSendable(f(x)), py = UnsafeSendable(f(y))
         switch activation {
         case .leakyReLU(let slope):
-            parallelChunks(count) { r in for i in r { let v = px.value[i]; py.value[i] = v > 0 ? v : slope * v } }
+            parallelChunks(count) { r in
+                jem_leaky_relu_forward(px.value + r.lowerBound, py.value + r.lowerBound, r.count, slope)
+            }
         case .swish:
             parallelChunks(count) { r in for i in r { let v = px.value[i]; py.value[i] = v / (1 + Foundation.exp(-v)) } }
         }
@@ -328,13 +181,12 @@ public final class CPUBackend: Backend {
     public func activationBackward(_ activation: Activation, x: DeviceBuffer, gradY: DeviceBuffer,
                                    gradX: DeviceBuffer, count: Int, accumulate: Bool) {
         let px = UnsafeSendable(f(x)), pg = UnsafeSendable(f(gradY)), pd = UnsafeSendable(f(gradX))
-        let keep: Float = accumulate ? 1 : 0
         switch activation {
         case .leakyReLU(let slope):
-            parallelChunks(count) { r in for i in r {
-                let g = pg.value[i] * (px.value[i] > 0 ? 1 : slope)
-                pd.value[i] = accumulate ? keep * pd.value[i] + g : g
-            } }
+            parallelChunks(count) { r in
+                jem_leaky_relu_backward(px.value + r.lowerBound, pg.value + r.lowerBound, pd.value + r.lowerBound,
+                                        r.count, slope, accumulate ? 1 : 0)
+            }
         case .swish:
             parallelChunks(count) { r in for i in r {
                 let v = px.value[i], sig = 1 / (1 + Foundation.exp(-v))
@@ -346,10 +198,8 @@ public final class CPUBackend: Backend {
 
     public func axpby(alpha: Float, x: DeviceBuffer, beta: Float, y: DeviceBuffer, count: Int) {
         let px = UnsafeSendable(f(x)), py = UnsafeSendable(f(y))
-        if beta == 0 {
-            parallelChunks(count) { r in for i in r { py.value[i] = alpha * px.value[i] } }
-        } else {
-            parallelChunks(count) { r in for i in r { py.value[i] = alpha * px.value[i] + beta * py.value[i] } }
+        parallelChunks(count) { r in
+            jem_axpby(alpha, px.value + r.lowerBound, beta, py.value + r.lowerBound, r.count)
         }
     }
 
@@ -660,23 +510,34 @@ struct AdamCoefficients {
 }
 
 /// One thread's convolution scratch.
-private final class ConvolutionScratch: @unchecked Sendable {
+final class ConvolutionScratch: @unchecked Sendable {
     let columns = Scratch()
     let weightGradient = Scratch()
+    /// Output gradients gathered, or outputs to scatter, for a group of images ([C][images*HW]).
+    let grouped = Scratch()
+    // Winograd: the channels-last padded input, its tile transforms, their products with the
+    // filter, and the channels-last output (see CJEMKernels.h).
+    let packed = Scratch()
+    let transformed = Scratch()
+    let products = Scratch()
+    let unpacked = Scratch()
 }
 
-/// A grow-only host scratch area.
-private final class Scratch {
+/// A grow-only host scratch area, 64-byte aligned.
+final class Scratch {
+    private var raw: UnsafeMutableRawPointer?
     private var pointer: UnsafeMutablePointer<Float>?
     private var capacity = 0
 
-    deinit { pointer?.deallocate() }
+    deinit { raw?.deallocate() }
 
     func reserve(_ count: Int) -> UnsafeMutablePointer<Float> {
         if count > capacity || pointer == nil {
-            pointer?.deallocate()
+            raw?.deallocate()
             capacity = Swift.max(count, 1)
-            pointer = UnsafeMutablePointer<Float>.allocate(capacity: capacity)
+            let memory = UnsafeMutableRawPointer.allocate(byteCount: capacity * 4, alignment: 64)
+            raw = memory
+            pointer = memory.bindMemory(to: Float.self, capacity: capacity)
         }
         return pointer!
     }

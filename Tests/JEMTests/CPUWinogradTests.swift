@@ -1,0 +1,169 @@
+import XCTest
+@testable import JEM
+
+/// The CPU backend's Winograd F(4x4, 3x3) path (3x3, stride-1, padding-1 convs, forward and
+/// backward-data) against the naive float64 loops, on shapes that stress the tiling: channel
+/// counts that are not multiples of the 16-lane blocks, heights and widths that leave partial
+/// tiles, rows of 16+ pixels (the register-transpose path) with a tail, batches of 1 and 3.
+///
+/// Tolerance: every output is a sum of 36 * Cin products that pass through the input transform
+/// (entries up to 5, sums of 4 terms per 1-D pass), the filter transform and the output transform
+/// (entries up to 8), so float32 rounding of the intermediate terms is a few hundred ulps of the
+/// largest term rather than of the result. Measured (JEM_PRINT_ERRORS=1 prints them): 1e-7 .. 7.5e-6
+/// of the largest |output| for Cin 4 .. 64 and Cout up to 128 (im2col + GEMM: ~1e-7). 3e-5 leaves 4x headroom; a wrong tap, a
+/// misplaced tile or a lost channel block is off by O(1). For SGLD and training this is far below
+/// the noise the sampler adds (step noise 0.01 on inputs of ±1) and below the 1e-4 parity
+/// tolerance that the OpenCL backend is held to against this backend.
+final class CPUWinogradTests: XCTestCase {
+    let cpu = CPUBackend()
+    let reference = CPUBackend(winograd: false)
+    static let tolerance = 3e-5
+
+    static let shapes: [Conv2DShape] = [
+        Conv2DShape(batch: 1, inChannels: 5, height: 7, width: 9, outChannels: 4, kernel: 3, stride: 1, padding: 1),
+        Conv2DShape(batch: 3, inChannels: 17, height: 11, width: 13, outChannels: 19, kernel: 3, stride: 1, padding: 1),
+        Conv2DShape(batch: 2, inChannels: 16, height: 16, width: 16, outChannels: 32, kernel: 3, stride: 1, padding: 1),
+        Conv2DShape(batch: 3, inChannels: 33, height: 18, width: 35, outChannels: 7, kernel: 3, stride: 1, padding: 1),
+        Conv2DShape(batch: 1, inChannels: 4, height: 1, width: 1, outChannels: 5, kernel: 3, stride: 1, padding: 1),
+        Conv2DShape(batch: 5, inChannels: 64, height: 8, width: 8, outChannels: 128, kernel: 3, stride: 1, padding: 1),
+        Conv2DShape(batch: 2, inChannels: 32, height: 32, width: 32, outChannels: 64, kernel: 3, stride: 1, padding: 1),
+    ]
+
+    func buffer(_ values: [Float]) throws -> DeviceBuffer { try cpu.makeBuffer(values) }
+
+    func testShapesTakeTheWinogradPath() {
+        for s in Self.shapes {
+            XCTAssertTrue(cpu.winogradApplies(s, backward: false), "\(s)")
+            XCTAssertTrue(cpu.winogradApplies(s, backward: true), "\(s)")
+            XCTAssertFalse(reference.winogradApplies(s, backward: false))
+        }
+        let stem = Conv2DShape(batch: 2, inChannels: 3, height: 32, width: 32, outChannels: 16, kernel: 3, stride: 1,
+                               padding: 1)
+        XCTAssertFalse(cpu.winogradApplies(stem, backward: false), "3 input channels stay on im2col")
+        XCTAssertTrue(cpu.winogradApplies(stem, backward: true), "its backward-data has 16")
+        for other in oddConvShapes where other.stride != 1 || other.kernel != 3 || other.padding != 1 {
+            XCTAssertFalse(cpu.winogradApplies(other, backward: false), "\(other)")
+            XCTAssertFalse(cpu.winogradApplies(other, backward: true), "\(other)")
+        }
+    }
+
+    func testForwardMatchesNaiveLoops() throws {
+        for (index, s) in Self.shapes.enumerated() {
+            let stream = UInt64(10 * index)
+            let x = randomArray(s.inputCount, stream: stream + 1)
+            let w = randomArray(s.weightCount, stream: stream + 2, low: -0.3, high: 0.3)
+            let b = randomArray(s.outChannels, stream: stream + 3)
+            for bias in [b, nil] {
+                let out = try cpu.makeBuffer(count: s.outputCount)
+                cpu.conv2dForward(s, input: try buffer(x), weight: try buffer(w), bias: try bias.map(buffer), output: out)
+                let error = maxRelativeError(try cpu.download(out), naiveConv(s, input: x, weight: w, bias: bias))
+                if ProcessInfo.processInfo.environment["JEM_PRINT_ERRORS"] != nil { print("winograd fwd \(s) bias \(bias != nil): \(error)") }
+                XCTAssertLessThan(error, Self.tolerance, "\(s), bias: \(bias != nil)")
+            }
+        }
+    }
+
+    func testBackwardDataMatchesNaiveLoopsAndAccumulates() throws {
+        for (index, s) in Self.shapes.enumerated() {
+            let stream = UInt64(10 * index)
+            let dy = randomArray(s.outputCount, stream: stream + 4)
+            let w = randomArray(s.weightCount, stream: stream + 5, low: -0.3, high: 0.3)
+            let expected = naiveConvBackwardData(s, gradOutput: dy, weight: w)
+            let dx = try cpu.makeBuffer(count: s.inputCount)
+            cpu.conv2dBackwardData(s, gradOutput: try buffer(dy), weight: try buffer(w), gradInput: dx, accumulate: false)
+            let error = maxRelativeError(try cpu.download(dx), expected)
+            if ProcessInfo.processInfo.environment["JEM_PRINT_ERRORS"] != nil { print("winograd bwd \(s): \(error)") }
+            XCTAssertLessThan(error, Self.tolerance, "\(s)")
+
+            let start = randomArray(s.inputCount, stream: stream + 6)
+            let sum = try buffer(start)
+            cpu.conv2dBackwardData(s, gradOutput: try buffer(dy), weight: try buffer(w), gradInput: sum, accumulate: true)
+            let want = zip(start, expected).map { $0 + $1 }
+            XCTAssertLessThan(maxRelativeError(try cpu.download(sum), want), Self.tolerance, "\(s), accumulate")
+        }
+    }
+
+    /// Weight gradients by F(3x3, 4x4): sums over every tile of every image, so the relative error
+    /// is of the same order as the forward's (the transforms are the same size).
+    func testFilterGradientMatchesNaiveLoopsAndAccumulates() throws {
+        for (index, s) in Self.shapes.enumerated() {
+            XCTAssertTrue(cpu.winogradFilterGradientApplies(s), "\(s)")
+            let stream = UInt64(10 * index)
+            let x = randomArray(s.inputCount, stream: stream + 7), dy = randomArray(s.outputCount, stream: stream + 8)
+            let expected = naiveConvBackwardFilter(s, input: x, gradOutput: dy)
+            let dw = try cpu.makeBuffer(count: s.weightCount), db = try cpu.makeBuffer(count: s.outChannels)
+            cpu.conv2dBackwardFilter(s, input: try buffer(x), gradOutput: try buffer(dy), gradWeight: dw, gradBias: db,
+                                     accumulate: false)
+            let error = maxRelativeError(try cpu.download(dw), expected)
+            if ProcessInfo.processInfo.environment["JEM_PRINT_ERRORS"] != nil { print("winograd filter \(s): \(error)") }
+            XCTAssertLessThan(error, Self.tolerance, "\(s)")
+            var biasSums = [Float](repeating: 0, count: s.outChannels)
+            let spatial = s.outHeight * s.outWidth
+            for n in 0..<s.batch {
+                for o in 0..<s.outChannels {
+                    for i in 0..<spatial { biasSums[o] += dy[(n * s.outChannels + o) * spatial + i] }
+                }
+            }
+            XCTAssertLessThan(maxRelativeError(try cpu.download(db), biasSums), 1e-5, "bias \(s)")
+
+            let start = randomArray(s.weightCount, stream: stream + 9)
+            let sum = try buffer(start)
+            cpu.conv2dBackwardFilter(s, input: try buffer(x), gradOutput: try buffer(dy), gradWeight: sum, gradBias: nil,
+                                     accumulate: true)
+            XCTAssertLessThan(maxRelativeError(try cpu.download(sum), zip(start, expected).map { $0 + $1 }),
+                              Self.tolerance, "\(s), accumulate")
+        }
+    }
+
+    /// The model's own convs against the im2col path (which the naive tests pin down to ~1e-7).
+    func testModelConvsMatchIm2col() throws {
+        let shapes = [
+            Conv2DShape(batch: 3, inChannels: 16, height: 32, width: 32, outChannels: 32, kernel: 3, stride: 1, padding: 1),
+            Conv2DShape(batch: 3, inChannels: 32, height: 32, width: 32, outChannels: 32, kernel: 3, stride: 1, padding: 1),
+            Conv2DShape(batch: 3, inChannels: 64, height: 16, width: 16, outChannels: 128, kernel: 3, stride: 1, padding: 1),
+            Conv2DShape(batch: 3, inChannels: 3, height: 32, width: 32, outChannels: 16, kernel: 3, stride: 1, padding: 1),
+            // 2 MB of output: written with streaming stores.
+            Conv2DShape(batch: 8, inChannels: 32, height: 32, width: 32, outChannels: 64, kernel: 3, stride: 1, padding: 1),
+        ]
+        for s in shapes {
+            let x = randomArray(s.inputCount, stream: 1), w = randomArray(s.weightCount, stream: 2, low: -0.2, high: 0.2)
+            let b = randomArray(s.outChannels, stream: 3), dy = randomArray(s.outputCount, stream: 4)
+            var results: [[Float]] = []
+            for backend in [cpu, reference] {
+                let out = try backend.makeBuffer(count: s.outputCount), dx = try backend.makeBuffer(count: s.inputCount)
+                backend.conv2dForward(s, input: try backend.makeBuffer(x), weight: try backend.makeBuffer(w),
+                                      bias: try backend.makeBuffer(b), output: out)
+                backend.conv2dBackwardData(s, gradOutput: try backend.makeBuffer(dy), weight: try backend.makeBuffer(w),
+                                           gradInput: dx, accumulate: false)
+                let dw = try backend.makeBuffer(count: s.weightCount)
+                backend.conv2dBackwardFilter(s, input: try backend.makeBuffer(x), gradOutput: try backend.makeBuffer(dy),
+                                             gradWeight: dw, gradBias: nil, accumulate: false)
+                results.append(try backend.download(out))
+                results.append(try backend.download(dx))
+                results.append(try backend.download(dw))
+            }
+            XCTAssertLessThan(maxRelativeError(results[0], results[3]), Self.tolerance, "forward \(s)")
+            XCTAssertLessThan(maxRelativeError(results[1], results[4]), Self.tolerance, "backward data \(s)")
+            XCTAssertLessThan(maxRelativeError(results[2], results[5]), Self.tolerance, "backward filter \(s)")
+        }
+    }
+
+    /// Same inputs, same bits: the chunking is fixed, whatever the threads' timing.
+    func testRepeatable() throws {
+        let s = Conv2DShape(batch: 7, inChannels: 24, height: 12, width: 20, outChannels: 40, kernel: 3, stride: 1,
+                            padding: 1)
+        let x = try buffer(randomArray(s.inputCount, stream: 1)), w = try buffer(randomArray(s.weightCount, stream: 2))
+        let b = try buffer(randomArray(s.outChannels, stream: 3)), dy = try buffer(randomArray(s.outputCount, stream: 4))
+        var outputs: [[Float]] = []
+        for _ in 0..<3 {
+            let out = try cpu.makeBuffer(count: s.outputCount), dx = try cpu.makeBuffer(count: s.inputCount)
+            cpu.conv2dForward(s, input: x, weight: w, bias: b, output: out)
+            cpu.conv2dBackwardData(s, gradOutput: dy, weight: w, gradInput: dx, accumulate: false)
+            let dw = try cpu.makeBuffer(count: s.weightCount)
+            cpu.conv2dBackwardFilter(s, input: x, gradOutput: dy, gradWeight: dw, gradBias: nil, accumulate: false)
+            outputs.append(try cpu.download(out) + cpu.download(dx) + cpu.download(dw))
+        }
+        XCTAssertEqual(outputs[0], outputs[1])
+        XCTAssertEqual(outputs[0], outputs[2])
+    }
+}
