@@ -114,3 +114,65 @@ public struct TrainingConfig: Sendable, Codable, Equatable {
         }
     }
 }
+
+extension TrainingConfig {
+    /// Decodes config.json or a checkpoint's config written by this or an earlier version: a key
+    /// an earlier version did not write takes its default, and every default is the behaviour
+    /// that version had (e.g. `bufferInit` uniform, `pxDelay` 0), so older runs still open and
+    /// resume. A key that is present must hold a valid value. `TrainingConfigTests` checks that
+    /// every property is listed here (a round trip of a config with no default left).
+    public init(from decoder: Decoder) throws {
+        self.init()
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        func value<T: Decodable>(_ key: CodingKeys, _ fallback: T) throws -> T {
+            try container.decodeIfPresent(T.self, forKey: key) ?? fallback
+        }
+        model = try value(.model, model)
+        activation = try value(.activation, activation)
+        mode = try value(.mode, mode)
+        pxWeight = try value(.pxWeight, pxWeight)
+        pyxWeight = try value(.pyxWeight, pyxWeight)
+        pxyWeight = try value(.pxyWeight, pxyWeight)
+        classConditionalSampling = try value(.classConditionalSampling, classConditionalSampling)
+        pxDelay = try value(.pxDelay, pxDelay)
+        pxRamp = try value(.pxRamp, pxRamp)
+        energyL2 = try value(.energyL2, energyL2)
+        sgldSteps = try value(.sgldSteps, sgldSteps)
+        sgldLR = try value(.sgldLR, sgldLR)
+        sgldStd = try value(.sgldStd, sgldStd)
+        sgldGradClip = try value(.sgldGradClip, sgldGradClip)
+        sgldClamp = try value(.sgldClamp, sgldClamp)
+        bufferSize = try value(.bufferSize, bufferSize)
+        bufferInit = try value(.bufferInit, bufferInit)
+        reinitFrequency = try value(.reinitFrequency, reinitFrequency)
+        optimizer = try value(.optimizer, optimizer)
+        learningRate = try value(.learningRate, learningRate)
+        momentum = try value(.momentum, momentum)
+        weightDecay = try value(.weightDecay, weightDecay)
+        warmupIterations = try value(.warmupIterations, warmupIterations)
+        decayEpochs = try value(.decayEpochs, decayEpochs)
+        decayRate = try value(.decayRate, decayRate)
+        epochs = try value(.epochs, epochs)
+        maxIterations = try value(.maxIterations, maxIterations)
+        batchSize = try value(.batchSize, batchSize)
+        seed = try value(.seed, seed)
+        guardLossLimit = try value(.guardLossLimit, guardLossLimit)
+        guardGapLimit = try value(.guardGapLimit, guardGapLimit)
+        maxRecoveries = try value(.maxRecoveries, maxRecoveries)
+        snapshotEvery = try value(.snapshotEvery, snapshotEvery)
+        recoveryAction = try value(.recoveryAction, recoveryAction)
+        recoveryFactor = try value(.recoveryFactor, recoveryFactor)
+        data = try value(.data, data)
+        builtinTrainCount = try value(.builtinTrainCount, builtinTrainCount)
+        builtinTestCount = try value(.builtinTestCount, builtinTestCount)
+        validCount = try value(.validCount, validCount)
+        labelsPerClass = try value(.labelsPerClass, labelsPerClass)
+        augmentation = try value(.augmentation, augmentation)
+        testNoise = try value(.testNoise, testNoise)
+        logEvery = try value(.logEvery, logEvery)
+        sampleEvery = try value(.sampleEvery, sampleEvery)
+        finalSampleSteps = try value(.finalSampleSteps, finalSampleSteps)
+        checkpointEvery = try value(.checkpointEvery, checkpointEvery)
+        evalEvery = try value(.evalEvery, evalEvery)
+    }
+}
