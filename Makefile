@@ -48,7 +48,7 @@ test-long: deps python-deps
 
 # The default preset on the built-in dataset, CPU backend: about 6 minutes on 2 cores.
 demo: build
-	$(BIN) train --backend auto --out runs/demo
+	$(BIN) train --backend auto --overwrite --out runs/demo
 	$(BIN) eval --backend auto --model runs/demo/checkpoints/best.safetensors --out runs/demo/eval \
 	  --ood synthetic:uniform --ood synthetic:interp --ood synthetic:permuted
 	@echo "Results in runs/demo: metrics.jsonl, samples/*.png, checkpoints/, eval/metrics.json + plots"
@@ -57,8 +57,8 @@ demo: build
 # (about 6 and 3 minutes on 2 cores), and one page comparing them: accuracy, NLL, ECE, OOD
 # AUROCs, curves, reliability diagrams, samples. The report evaluates each run into its eval/.
 compare: build
-	$(BIN) train --backend auto --out runs/compare-jem
-	$(BIN) train --backend auto --mode baseline --out runs/compare-baseline
+	$(BIN) train --backend auto --overwrite --out runs/compare-jem
+	$(BIN) train --backend auto --overwrite --mode baseline --out runs/compare-baseline
 	$(BIN) report --backend auto --run runs/compare-jem --baseline runs/compare-baseline --out runs/compare/report.md
 	@echo "Report in runs/compare/report.md and runs/compare/report.html"
 

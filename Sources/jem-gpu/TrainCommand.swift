@@ -24,6 +24,8 @@ struct TrainCommand: ParsableCommand {
     var out: String?
     @Option(help: ArgumentHelp("Continue the run in DIR from its last checkpoint, exactly.", valueName: "DIR"))
     var resume: String?
+    @Flag(help: "Train into an --out folder that already holds a run's checkpoint, replacing it (without it, that is refused).")
+    var overwrite = false
 
     // Model and objective
     @Option(help: ArgumentHelp("Network, wrn-D-W with D = 6n+4 (e.g. wrn-28-10, wrn-10-2).", valueName: "wrn-D-W"))
@@ -209,6 +211,12 @@ struct TrainCommand: ParsableCommand {
         } else {
             config = TrainingConfig()
             outputDirectory = out ?? "runs/" + Self.timestamp()
+            // Nothing a user trained is lost by a repeated command line.
+            let existing = outputDirectory + "/checkpoints/last.safetensors"
+            if !overwrite, FileManager.default.fileExists(atPath: existing) {
+                throw CommandFailure("--out \(outputDirectory) already holds a trained run (\(existing)): "
+                                     + "continue it with --resume \(outputDirectory), replace it with --overwrite, or choose another --out")
+            }
         }
         // A resumed run regenerates the built-in dataset with the sizes it was trained on.
         let options = LoadOptions(

@@ -283,6 +283,26 @@ final class ReliabilityTests: XCTestCase {
         XCTAssertTrue(errorLine(broken).contains(dir + "/checkpoints"), broken.stderr)
     }
 
+    /// Repeating a train command line never replaces what it trained: the second run is refused
+    /// with one line naming the folder, the way to continue it and --overwrite; the checkpoint is
+    /// untouched. With --overwrite the folder is trained anew.
+    func testTrainingIntoAFolderThatHoldsARunIsRefusedUnlessOverwrite() throws {
+        let dir = try temporaryDirectory() + "/run"
+        XCTAssertEqual(try runJemGPU(Self.tinyRun(dir, iterations: 2)).status, 0)
+        let last = dir + "/checkpoints/last.safetensors"
+        let before = try XCTUnwrap(sha(last))
+        let again = try runJemGPU(Self.tinyRun(dir, iterations: 1))
+        let message = errorLine(again)
+        for part in ["--out " + dir, "--resume " + dir, "--overwrite"] {
+            XCTAssertTrue(message.contains(part), "\(part): \(message)")
+        }
+        XCTAssertEqual(sha(last), before, "the refused run must not touch the checkpoint")
+        let replaced = try runJemGPU(Self.tinyRun(dir, iterations: 1) + ["--overwrite"])
+        XCTAssertEqual(replaced.status, 0, replaced.stderr)
+        XCTAssertNotEqual(sha(last), before)
+        XCTAssertEqual(try Checkpoint.describe(SafetensorsFile(path: last)).state?.iteration, 1)
+    }
+
     // MARK: OpenCL faults
 
     /// A run never loses its checkpoint to an OpenCL fault: no platform with --backend opencl is
