@@ -25,15 +25,10 @@ extension OpenCLBackend {
     }
 
     private func im2col(_ s: Conv2DShape, input: DeviceBuffer, firstImage: Int, images: Int, col: OpenCLBuffer) {
-        let cols = images * s.outHeight * s.outWidth
-        launch("im2col", in: .conv, global: [cols, s.patchSize], local: [im2colLocalSize(), 1],
+        launch("im2col", in: .conv, global: [s.outHeight, s.patchSize, images], local: [rowGroup(s.outHeight), 1, 1],
                [.buffer(input), .u32(firstImage * s.inChannels * s.height * s.width), .buffer(col),
                 .u32(s.inChannels), .u32(s.height), .u32(s.width), .u32(s.kernel), .u32(s.stride), .u32(s.padding),
                 .u32(s.outHeight), .u32(s.outWidth), .u32(images)])
-    }
-
-    private func im2colLocalSize() -> Int {
-        (try? kernel("im2col", in: .conv).localSize(preferred: 256)) ?? 1
     }
 
     private func toChannelMajor(_ s: Conv2DShape, gradOutput: DeviceBuffer, firstImage: Int, images: Int,
@@ -44,6 +39,44 @@ extension OpenCLBackend {
                            .u32(s.outChannels), .u32(images), .u32(spatial)])
     }
 
+    /// Work-group size over the image rows of im2col / col2im: the largest power of two up to
+    /// min(rows, 32), so a group covers the rows of one (channel, image) plane with little waste.
+    func rowGroup(_ rows: Int) -> Int {
+        var size = 1
+        while size * 2 <= Swift.min(rows, 32) { size *= 2 }
+        return size
+    }
+
+    /// A 1x1, stride-1, unpadded conv: its im2col columns are the input itself.
+    func isPointwise(_ s: Conv2DShape) -> Bool {
+        s.kernel == 1 && s.stride == 1 && s.padding == 0
+    }
+
+    /// One batched operand of `conv_gemm`: matrix b starts at offset + b * batchStride, rows ld apart.
+    struct GemmOperand {
+        let buffer: DeviceBuffer
+        let offset: Int
+        let ld: Int
+        let batchStride: Int
+    }
+
+    /// C_b (+)= A x B_b (+ bias[m]) for b in 0 ..< batch, with conv_gemm (Kernels/conv.cl): A element
+    /// (i, j) at a[aOffset + i*aRowStride + j*aColStride], B_b k x n and C_b m x n row-major.
+    func convGemm(m: Int, n: Int, k: Int, batch: Int, a: DeviceBuffer, aOffset: Int, aRowStride: Int,
+                  aColStride: Int, b: GemmOperand, c: GemmOperand, bias: DeviceBuffer?, accumulate: Bool) {
+        guard m > 0, n > 0, batch > 0 else { return }
+        let tile = convGemmTile
+        let rowBlocks = (m + tile.rows - 1) / tile.rows, colBlocks = (n + tile.columns - 1) / tile.columns
+        var local = [1, 1, 1]
+        while local[0] * 2 <= Swift.min(rowBlocks, tile.localRows) { local[0] *= 2 }
+        while local[1] * 2 <= Swift.min(colBlocks, tile.localColumns) { local[1] *= 2 }
+        launch("conv_gemm", in: .conv, global: [rowBlocks, colBlocks, batch], local: local,
+               [.buffer(a), .u32(aOffset), .u32(aRowStride), .u32(aColStride),
+                .buffer(b.buffer), .u32(b.offset), .u32(b.ld), .u32(b.batchStride),
+                .buffer(c.buffer), .u32(c.offset), .u32(c.ld), .u32(c.batchStride),
+                .u32(m), .u32(n), .u32(k), .buffer(bias ?? a), .u32(bias == nil ? 0 : 1), .u32(accumulate ? 1 : 0)])
+    }
+
     public func conv2dForward(_ s: Conv2DShape, input: DeviceBuffer, weight: DeviceBuffer,
                               bias: DeviceBuffer?, output: DeviceBuffer) {
         guard validShape("conv2dForward", s), s.batch > 0 else { return }
@@ -52,19 +85,26 @@ extension OpenCLBackend {
                     .floats(bias ?? weight, bias == nil ? 0 : s.outChannels, "bias"),
                     .floats(output, s.outputCount, "output")) else { return }
         let spatial = s.outHeight * s.outWidth, chunk = imagesPerChunk(s)
+        let outImage = s.outChannels * spatial
         var first = 0
         while first < s.batch, firstError == nil {
             let images = Swift.min(chunk, s.batch - first), cols = images * spatial
             do {
-                let col = try columns.reserve(s.patchSize * cols, using: self)
-                let product = try staging.reserve(s.outChannels * cols, using: self)
-                im2col(s, input: input, firstImage: first, images: images, col: col)
-                sgemm(false, false, s.outChannels, cols, s.patchSize, 1, (weight as! OpenCLBuffer).mem, 0,
-                      s.patchSize, col.mem, 0, cols, 0, product.mem, 0, cols)
-                launchElementwise("channel_major_to_nchw", in: .conv, count: s.outChannels * cols,
-                                  [.buffer(product), .buffer(output), .u32(first * s.outChannels * spatial),
-                                   .buffer(bias ?? product), .u32(bias == nil ? 0 : 1),
-                                   .u32(s.outChannels), .u32(images), .u32(spatial)])
+                // B_n[Cin*k*k][spatial]: the input itself for a 1x1 stride-1 conv, else im2col columns.
+                let b: GemmOperand
+                if isPointwise(s) {
+                    b = GemmOperand(buffer: input, offset: first * s.inChannels * spatial, ld: spatial,
+                                    batchStride: s.inChannels * spatial)
+                } else {
+                    let col = try columns.reserve(s.patchSize * cols, using: self)
+                    im2col(s, input: input, firstImage: first, images: images, col: col)
+                    b = GemmOperand(buffer: col, offset: 0, ld: cols, batchStride: spatial)
+                }
+                // output_n[Cout][spatial] = W[Cout][Cin*k*k] x B_n (+ bias), straight into NCHW.
+                convGemm(m: s.outChannels, n: spatial, k: s.patchSize, batch: images,
+                         a: weight, aOffset: 0, aRowStride: s.patchSize, aColStride: 1, b: b,
+                         c: GemmOperand(buffer: output, offset: first * outImage, ld: spatial, batchStride: outImage),
+                         bias: bias, accumulate: false)
             } catch {
                 record(error as? BackendError ?? BackendError("conv2dForward: \(error)"))
             }
@@ -79,22 +119,33 @@ extension OpenCLBackend {
                     .floats(gradOutput, s.outputCount, "gradOutput"), .floats(weight, s.weightCount, "weight"),
                     .floats(gradInput, s.inputCount, "gradInput")) else { return }
         let spatial = s.outHeight * s.outWidth, chunk = imagesPerChunk(s)
-        let imageSize = s.inChannels * s.height * s.width
+        let imageSize = s.inChannels * s.height * s.width, outImage = s.outChannels * spatial
         var first = 0
         while first < s.batch, firstError == nil {
             let images = Swift.min(chunk, s.batch - first), cols = images * spatial
             do {
-                let gradOut = try staging.reserve(s.outChannels * cols, using: self)
-                let col = try columns.reserve(s.patchSize * cols, using: self)
-                toChannelMajor(s, gradOutput: gradOutput, firstImage: first, images: images, into: gradOut)
-                // col[Cin*k*k][cols] = W^T x gradOut[Cout][cols]
-                sgemm(true, false, s.patchSize, cols, s.outChannels, 1, (weight as! OpenCLBuffer).mem, 0,
-                      s.patchSize, gradOut.mem, 0, cols, 0, col.mem, 0, cols)
-                launchElementwise("col2im", in: .conv, count: images * imageSize,
-                                  [.buffer(col), .buffer(gradInput), .u32(first * imageSize),
-                                   .u32(s.inChannels), .u32(s.height), .u32(s.width), .u32(s.kernel),
-                                   .u32(s.stride), .u32(s.padding), .u32(s.outHeight), .u32(s.outWidth),
-                                   .u32(images), .u32(accumulate ? 1 : 0)])
+                let gradOut = GemmOperand(buffer: gradOutput, offset: first * outImage, ld: spatial,
+                                          batchStride: outImage)
+                if isPointwise(s) {
+                    // gradInput_n[Cin][spatial] (+)= W^T x gradOut_n.
+                    convGemm(m: s.inChannels, n: spatial, k: s.outChannels, batch: images,
+                             a: weight, aOffset: 0, aRowStride: 1, aColStride: s.patchSize, b: gradOut,
+                             c: GemmOperand(buffer: gradInput, offset: first * imageSize, ld: spatial,
+                                            batchStride: imageSize),
+                             bias: nil, accumulate: accumulate)
+                } else {
+                    // col_n[Cin*k*k][spatial] = W^T x gradOut_n, then col2im (a gather).
+                    let col = try columns.reserve(s.patchSize * cols, using: self)
+                    convGemm(m: s.patchSize, n: spatial, k: s.outChannels, batch: images,
+                             a: weight, aOffset: 0, aRowStride: 1, aColStride: s.patchSize, b: gradOut,
+                             c: GemmOperand(buffer: col, offset: 0, ld: cols, batchStride: spatial),
+                             bias: nil, accumulate: false)
+                    launch("col2im", in: .conv, global: [s.height, s.inChannels, images], local: [rowGroup(s.height), 1, 1],
+                                      [.buffer(col), .buffer(gradInput), .u32(first * imageSize),
+                                       .u32(s.inChannels), .u32(s.height), .u32(s.width), .u32(s.kernel),
+                                       .u32(s.stride), .u32(s.padding), .u32(s.outHeight), .u32(s.outWidth),
+                                       .u32(images), .u32(accumulate ? 1 : 0)])
+                }
             } catch {
                 record(error as? BackendError ?? BackendError("conv2dBackwardData: \(error)"))
             }
