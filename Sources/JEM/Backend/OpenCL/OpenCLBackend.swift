@@ -49,8 +49,9 @@ public final class OpenCLBackend: Backend {
     /// `profile[name]` (seconds, calls) for benchmarks to print. Off by default (it serialises the queue).
     let profiling = ProcessInfo.processInfo.environment["JEM_OPENCL_PROFILE"] == "1"
     public internal(set) var profile: [String: (seconds: Double, calls: Int)] = [:]
-    /// The register tile of the convolutions' GEMM kernel (`conv_gemm`) on this device.
-    let convGemmTile: ConvGemmTile
+    /// The register tile of the convolutions' GEMM kernel (`conv_gemm`) on this device. Tests set
+    /// it before the conv program is first built, to check the other device kind's tile on PoCL.
+    var convGemmTile: ConvGemmTile
 
     /// Opens the selected device (see `OpenCLRuntime.devices()` for the list). `programCache`
     /// defaults to the folder the environment names (`JEM_GPU_CACHE_DIR`, `XDG_CACHE_HOME`, `HOME`).
