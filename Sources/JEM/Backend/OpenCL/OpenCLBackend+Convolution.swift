@@ -1,10 +1,15 @@
 import COpenCL
 
-/// Convolutions as im2col + one CLBlast GEMM per chunk of images (Kernels/conv.cl):
-/// - forward: im2col -> W[Cout][Cin*k*k] x col[Cin*k*k][images*OH*OW] -> permute to NCHW (+ bias);
-/// - backward-data: permute gradOutput to channel-major -> W^T x gradOut -> col2im (a gather);
-/// - backward-filter: im2col + permute gradOutput -> gradOut x col^T (beta 1 after the first
-///   chunk or when accumulating) + the bias-gradient kernel.
+/// Convolutions as im2col + GEMM per chunk of images (Kernels/conv.cl):
+/// - forward: im2col -> output_n[Cout][OH*OW] = W[Cout][Cin*k*k] x col_n with `conv_gemm`, the
+///   backend's own register-tiled GEMM batched over images, writing NCHW directly with the bias
+///   fused (a 1x1 stride-1 conv reads its input as the column matrix: no im2col);
+/// - backward-data: col_n = W^T x gradOutput_n (`conv_gemm` reading NCHW) -> col2im (a gather per
+///   input row); 1x1 stride-1 convs write (or add to) gradInput directly;
+/// - backward-filter (training only): im2col + permute gradOutput -> CLBlast gradOut x col^T (beta 1
+///   after the first chunk or when accumulating) + the bias-gradient kernel.
+/// On PoCL (2-core AVX-512 VM) conv_gemm runs at 110-145 GFLOP/s where CLBlast's untuned kernels
+/// ran at 10-26, and the row-wise im2col / col2im take 8-10 ms per wrn-10-2 conv instead of 60-70.
 /// The chunk is as many images as keep both workspaces below `convolutionWorkspaceLimitBytes`
 /// and the device's largest allocation; the workspaces are kept and only ever grow.
 extension OpenCLBackend {

@@ -2,8 +2,9 @@ import COpenCL
 import Foundation
 
 /// The OpenCL backend: one context and one in-order command queue on one device. Kernels come from
-/// `Kernels/*.cl` (each file built once, on first use of one of its kernels); GEMMs, including the
-/// convolutions' im2col GEMMs, go to CLBlast.
+/// `Kernels/*.cl` (each file built once, on first use of one of its kernels); the convolutions'
+/// forward and backward-data GEMMs run on the backend's own `conv_gemm` kernel, every other GEMM
+/// (the dense layers, `gemm`, the filter gradients) on CLBlast.
 ///
 /// Compute ops never throw: the first failure is remembered (sticky, like a CUDA error) and thrown
 /// by the next `synchronize`, `download`, `downloadInt32`, `upload`, `sum`, `sumOfSquares` or
