@@ -13,10 +13,11 @@ import COpenCL
 /// The chunk is as many images as keep both workspaces below `convolutionWorkspaceLimitBytes`
 /// and the device's largest allocation; the workspaces are kept and only ever grow.
 extension OpenCLBackend {
-    /// Images per chunk.
-    func imagesPerChunk(_ s: Conv2DShape) -> Int {
+    /// Images per chunk (`cacheSized`: forward and backward-data, also below `convolutionCacheChunkBytes`).
+    func imagesPerChunk(_ s: Conv2DShape, cacheSized: Bool = false) -> Int {
         let perImage = Swift.max(s.patchSize, s.outChannels) * s.outHeight * s.outWidth
-        let limitBytes = Swift.min(convolutionWorkspaceLimitBytes, Int(clamping: device.maxAllocationBytes))
+        var limitBytes = Swift.min(convolutionWorkspaceLimitBytes, Int(clamping: device.maxAllocationBytes))
+        if cacheSized { limitBytes = Swift.min(limitBytes, convolutionCacheChunkBytes) }
         return Swift.max(1, Swift.min(s.batch, limitBytes / 4 / Swift.max(perImage, 1)))
     }
 
@@ -89,7 +90,7 @@ extension OpenCLBackend {
                     .floats(input, s.inputCount, "input"), .floats(weight, s.weightCount, "weight"),
                     .floats(bias ?? weight, bias == nil ? 0 : s.outChannels, "bias"),
                     .floats(output, s.outputCount, "output")) else { return }
-        let spatial = s.outHeight * s.outWidth, chunk = imagesPerChunk(s)
+        let spatial = s.outHeight * s.outWidth, chunk = imagesPerChunk(s, cacheSized: true)
         let outImage = s.outChannels * spatial
         var first = 0
         while first < s.batch, firstError == nil {
@@ -123,7 +124,7 @@ extension OpenCLBackend {
         guard ready("conv2dBackwardData", sizes: [s.inputCount, s.outputCount],
                     .floats(gradOutput, s.outputCount, "gradOutput"), .floats(weight, s.weightCount, "weight"),
                     .floats(gradInput, s.inputCount, "gradInput")) else { return }
-        let spatial = s.outHeight * s.outWidth, chunk = imagesPerChunk(s)
+        let spatial = s.outHeight * s.outWidth, chunk = imagesPerChunk(s, cacheSized: true)
         let imageSize = s.inChannels * s.height * s.width, outImage = s.outChannels * spatial
         var first = 0
         while first < s.batch, firstError == nil {

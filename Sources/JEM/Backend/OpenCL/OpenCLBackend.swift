@@ -46,6 +46,10 @@ public final class OpenCLBackend: Backend {
     /// Convolutions run in chunks of images so that each workspace stays below this many bytes
     /// (and below the device's largest allocation). Lowered by tests to exercise chunking.
     var convolutionWorkspaceLimitBytes = 256 << 20
+    /// Forward and backward-data run in smaller chunks on CPU devices, so that a chunk's im2col
+    /// columns are still in cache when conv_gemm reads them (8 MiB on PoCL: about 20% less time per
+    /// wrn-10-2 SGLD step than 256 MiB chunks, measured in alternating runs); no extra limit on GPUs.
+    let convolutionCacheChunkBytes: Int
     /// `JEM_OPENCL_PROFILE=1`: every launch waits for its kernel, and its wall time is added to
     /// `profile[name]` (seconds, calls) for benchmarks to print. Off by default (it serialises the queue).
     let profiling = ProcessInfo.processInfo.environment["JEM_OPENCL_PROFILE"] == "1"
@@ -89,6 +93,7 @@ public final class OpenCLBackend: Backend {
         }
         buildOptions = options.joined(separator: " ")
         convGemmTile = entry.info.isGPU ? .gpu : .cpu
+        convolutionCacheChunkBytes = entry.info.isGPU ? Int.max : 8 << 20
     }
 
     deinit {
