@@ -194,3 +194,32 @@ __kernel void conv_gemm(__global const float *A, uint aOffset, uint aRowStride, 
         }
     }
 }
+
+// im2col transposed ("im2row") for one image: rows[p][r] = the patch entry r = (c, ky, kx) of output
+// pixel p = oy*outWidth + ox of image `image`, zero in the padding; one work-item per output pixel
+// writes its patch contiguously. It is the B operand of the filter gradient on conv_gemm,
+// dW[Cout][patch] (+)= gradOut_n[Cout][spatial] x rows[spatial][patch], summed image by image.
+__kernel void im2row(__global const float *input, uint image,
+                     __global float *rows,
+                     uint channels, uint height, uint width,
+                     uint kernelSize, uint stride, uint padding,
+                     uint outHeight, uint outWidth) {
+    uint p = get_global_id(0);
+    if (p >= outHeight * outWidth) return;
+    uint oy = p / outWidth, ox = p - oy * outWidth;
+    uint patch = channels * kernelSize * kernelSize;
+    __global float *target = rows + (size_t)p * patch;
+    __global const float *source = input + (size_t)image * channels * height * width;
+    uint r = 0;
+    for (uint c = 0; c < channels; ++c) {
+        for (uint ky = 0; ky < kernelSize; ++ky) {
+            int iy = (int)(oy * stride + ky) - (int)padding;
+            bool rowInside = iy >= 0 && iy < (int)height;
+            for (uint kx = 0; kx < kernelSize; ++kx, ++r) {
+                int ix = (int)(ox * stride + kx) - (int)padding;
+                target[r] = rowInside && ix >= 0 && ix < (int)width
+                    ? source[(c * height + (uint)iy) * width + (uint)ix] : 0.0f;
+            }
+        }
+    }
+}

@@ -84,10 +84,12 @@ final class OpenCLConvolutionTests: XCTestCase {
     }
 
     /// The GPU tile (4 x 4 per work-item in float4, work-groups of 4 x 16) compiled and run on this
-    /// device, so that the kernel a GPU would use is checked here too.
+    /// device, with the other filter-gradient path (CLBlast over chunks on PoCL), so that what a GPU
+    /// would run is checked here too.
     func testGPUTileMatchesTheCPUBackend() throws {
         let device = try OpenCLBackend(selection: .first)
         device.convGemmTile = .gpu
+        device.filterGradientOnConvGemm = !device.filterGradientOnConvGemm    // the other filter-gradient path
         let h = ParityHarness(reference: CPUBackend(), candidate: device, seed: 9)
         for (s, withBias, accumulate) in Self.cases {
             let what = "\(s)" + (withBias ? ", bias" : "") + (accumulate ? ", accumulate" : "") + ", GPU tile"
@@ -103,6 +105,12 @@ final class OpenCLConvolutionTests: XCTestCase {
                                      accumulate: accumulate)
             }
             try h.check("conv2dBackwardData", gradInput, what)
+            let gradWeight = try h.pair(h.random(s.weightCount)), gradBias = try h.pair(h.random(s.outChannels))
+            h.both { b, p in
+                b.conv2dBackwardFilter(s, input: p(input), gradOutput: p(gradOutput), gradWeight: p(gradWeight),
+                                       gradBias: withBias ? p(gradBias) : nil, accumulate: accumulate)
+            }
+            try h.check("conv2dBackwardFilter", gradWeight, what)
         }
         try device.synchronize()
         assertAllPass(h.results)

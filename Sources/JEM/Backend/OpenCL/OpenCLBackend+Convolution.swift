@@ -6,8 +6,10 @@ import COpenCL
 ///   fused (a 1x1 stride-1 conv reads its input as the column matrix: no im2col);
 /// - backward-data: col_n = W^T x gradOutput_n (`conv_gemm` reading NCHW) -> col2im (a gather per
 ///   input row); 1x1 stride-1 convs write (or add to) gradInput directly;
-/// - backward-filter (training only): im2col + permute gradOutput -> CLBlast gradOut x col^T (beta 1
-///   after the first chunk or when accumulating) + the bias-gradient kernel.
+/// - backward-filter (training only), CPU devices: image by image, im2row (transposed columns) and
+///   dW (+)= gradOutput_n x rows_n on `conv_gemm`; GPUs: im2col + permute gradOutput -> CLBlast
+///   gradOut x col^T over a chunk of images (beta 1 after the first chunk or when accumulating);
+///   then the bias-gradient kernel.
 /// On PoCL (2-core AVX-512 VM) conv_gemm runs at 110-145 GFLOP/s where CLBlast's untuned kernels
 /// ran at 10-26, and the row-wise im2col / col2im take 8-10 ms per wrn-10-2 conv instead of 60-70.
 /// The chunk is as many images as keep both workspaces below `convolutionWorkspaceLimitBytes`
@@ -167,7 +169,28 @@ extension OpenCLBackend {
                     .floats(gradWeight, s.weightCount, "gradWeight"),
                     .floats(gradBias ?? gradWeight, gradBias == nil ? 0 : s.outChannels, "gradBias")) else { return }
         let spatial = s.outHeight * s.outWidth, chunk = imagesPerChunk(s)
-        var first = 0
+        if filterGradientOnConvGemm {
+            // Image by image (a CPU device: each image's rows stay in cache for conv_gemm):
+            // dW[Cout][Cin*k*k] (+)= gradOut_n[Cout][spatial] x rows_n[spatial][Cin*k*k].
+            let outImage = s.outChannels * spatial
+            for n in 0..<s.batch where firstError == nil {
+                do {
+                    let rows = try columns.reserve(spatial * s.patchSize, using: self)
+                    launch("im2row", in: .conv, global: [spatial], local: [rowGroup(spatial)],
+                           [.buffer(input), .u32(n), .buffer(rows), .u32(s.inChannels), .u32(s.height),
+                            .u32(s.width), .u32(s.kernel), .u32(s.stride), .u32(s.padding),
+                            .u32(s.outHeight), .u32(s.outWidth)])
+                    convGemm(m: s.outChannels, n: s.patchSize, k: spatial, batch: 1,
+                             a: gradOutput, aOffset: n * outImage, aRowStride: spatial, aColStride: 1,
+                             b: GemmOperand(buffer: rows, offset: 0, ld: s.patchSize, batchStride: 0),
+                             c: GemmOperand(buffer: gradWeight, offset: 0, ld: s.patchSize, batchStride: 0),
+                             bias: nil, accumulate: accumulate || n > 0)
+                } catch {
+                    record(error as? BackendError ?? BackendError("conv2dBackwardFilter: \(error)"))
+                }
+            }
+        }
+        var first = filterGradientOnConvGemm ? s.batch : 0
         while first < s.batch, firstError == nil {
             let images = Swift.min(chunk, s.batch - first), cols = images * spatial
             do {

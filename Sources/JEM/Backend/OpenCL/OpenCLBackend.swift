@@ -50,6 +50,9 @@ public final class OpenCLBackend: Backend {
     /// columns are still in cache when conv_gemm reads them (8 MiB on PoCL: about 20% less time per
     /// wrn-10-2 SGLD step than 256 MiB chunks, measured in alternating runs); no extra limit on GPUs.
     let convolutionCacheChunkBytes: Int
+    /// Filter gradients image by image on conv_gemm (CPU devices), or over chunks on CLBlast (GPUs,
+    /// where one launch per image would leave the device idle). Tests switch it to check both.
+    var filterGradientOnConvGemm: Bool
     /// `JEM_OPENCL_PROFILE=1`: every launch waits for its kernel, and its wall time is added to
     /// `profile[name]` (seconds, calls) for benchmarks to print. Off by default (it serialises the queue).
     let profiling = ProcessInfo.processInfo.environment["JEM_OPENCL_PROFILE"] == "1"
@@ -94,6 +97,7 @@ public final class OpenCLBackend: Backend {
         buildOptions = options.joined(separator: " ")
         convGemmTile = entry.info.isGPU ? .gpu : .cpu
         convolutionCacheChunkBytes = entry.info.isGPU ? Int.max : 8 << 20
+        filterGradientOnConvGemm = !entry.info.isGPU
     }
 
     deinit {
