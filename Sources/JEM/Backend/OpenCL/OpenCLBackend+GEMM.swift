@@ -55,9 +55,12 @@ extension OpenCLBackend {
                _ beta: Float, _ c: cl_mem?, _ cOffset: Int, _ ldc: Int) {
         guard firstError == nil else { return }
         var queue = self.queue
-        let status = CLBlastSgemm(CLBlastLayoutRowMajor, transposeA ? CLBlastTransposeYes : CLBlastTransposeNo,
+        var status = CLBlastSuccess
+        profiled("CLBlastSgemm \(transposeA ? "T" : "N")\(transposeB ? "T" : "N") \(m)x\(n)x\(k)") {
+            status = CLBlastSgemm(CLBlastLayoutRowMajor, transposeA ? CLBlastTransposeYes : CLBlastTransposeNo,
                                   transposeB ? CLBlastTransposeYes : CLBlastTransposeNo, m, n, k, alpha,
                                   a, aOffset, lda, b, bOffset, ldb, beta, c, cOffset, ldc, &queue, nil)
+        }
         recordCLBlast(status, "CLBlastSgemm(\(transposeA ? "T" : "N")\(transposeB ? "T" : "N") \(m)x\(n)x\(k))")
     }
 

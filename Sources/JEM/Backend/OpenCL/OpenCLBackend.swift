@@ -2,8 +2,9 @@ import COpenCL
 import Foundation
 
 /// The OpenCL backend: one context and one in-order command queue on one device. Kernels come from
-/// `Kernels/*.cl` (each file built once, on first use of one of its kernels); GEMMs, including the
-/// convolutions' im2col GEMMs, go to CLBlast.
+/// `Kernels/*.cl` (each file built once, on first use of one of its kernels); the convolutions'
+/// forward and backward-data GEMMs run on the backend's own `conv_gemm` kernel, every other GEMM
+/// (the dense layers, `gemm`, the filter gradients) on CLBlast.
 ///
 /// Compute ops never throw: the first failure is remembered (sticky, like a CUDA error) and thrown
 /// by the next `synchronize`, `download`, `downloadInt32`, `upload`, `sum`, `sumOfSquares` or
@@ -45,6 +46,20 @@ public final class OpenCLBackend: Backend {
     /// Convolutions run in chunks of images so that each workspace stays below this many bytes
     /// (and below the device's largest allocation). Lowered by tests to exercise chunking.
     var convolutionWorkspaceLimitBytes = 256 << 20
+    /// Forward and backward-data run in smaller chunks on CPU devices, so that a chunk's im2col
+    /// columns are still in cache when conv_gemm reads them (8 MiB on PoCL: about 20% less time per
+    /// wrn-10-2 SGLD step than 256 MiB chunks, measured in alternating runs); no extra limit on GPUs.
+    let convolutionCacheChunkBytes: Int
+    /// Filter gradients image by image on conv_gemm (CPU devices), or over chunks on CLBlast (GPUs,
+    /// where one launch per image would leave the device idle). Tests switch it to check both.
+    var filterGradientOnConvGemm: Bool
+    /// `JEM_OPENCL_PROFILE=1`: every launch waits for its kernel, and its wall time is added to
+    /// `profile[name]` (seconds, calls) for benchmarks to print. Off by default (it serialises the queue).
+    let profiling = ProcessInfo.processInfo.environment["JEM_OPENCL_PROFILE"] == "1"
+    public internal(set) var profile: [String: (seconds: Double, calls: Int)] = [:]
+    /// The register tile of the convolutions' GEMM kernel (`conv_gemm`) on this device. Tests set
+    /// it before the conv program is first built, to check the other device kind's tile on PoCL.
+    var convGemmTile: ConvGemmTile
 
     /// Opens the selected device (see `OpenCLRuntime.devices()` for the list). `programCache`
     /// defaults to the folder the environment names (`JEM_GPU_CACHE_DIR`, `XDG_CACHE_HOME`, `HOME`).
@@ -80,10 +95,22 @@ public final class OpenCLBackend: Backend {
             options.append("-cl-fp32-correctly-rounded-divide-sqrt")
         }
         buildOptions = options.joined(separator: " ")
+        convGemmTile = entry.info.isGPU ? .gpu : .cpu
+        convolutionCacheChunkBytes = entry.info.isGPU ? Int.max : 8 << 20
+        filterGradientOnConvGemm = !entry.info.isGPU
     }
 
     deinit {
         clFinish(queue)
+        if profiling, !profile.isEmpty {
+            let total = profile.values.reduce(0) { $0 + $1.seconds }
+            var lines = ["OpenCL profile (JEM_OPENCL_PROFILE=1), \(String(format: "%.3f", total)) s in all:"]
+            for (name, entry) in profile.sorted(by: { $0.value.seconds > $1.value.seconds }) {
+                lines.append(String(format: "  %-40@ %8.3f s %6d calls %8.3f ms/call", name as NSString, entry.seconds,
+                                    entry.calls, 1000 * entry.seconds / Double(entry.calls)))
+            }
+            FileHandle.standardError.write((lines.joined(separator: "\n") + "\n").data(using: .utf8)!)
+        }
         kernels.removeAll()
         programs.removeAll()
         clReleaseCommandQueue(queue)
@@ -302,5 +329,44 @@ public final class OpenCLBackend: Backend {
     public func synchronize() throws {
         if firstError == nil { record(clFinish(queue), "clFinish") }
         try throwIfFailed()
+    }
+}
+
+/// The tile shape of `conv_gemm` (Kernels/conv.cl), fixed per device kind and compiled into the
+/// conv program as #defines. A work-item computes `rows` x (`vectors` x `width`) outputs.
+/// - CPU devices (PoCL): 4 x 64 per work-item in float16 registers, which PoCL's pthread device
+///   keeps in 16 AVX-512 accumulators (measured on this 2-core VM: 110-145 GFLOP/s on the
+///   conv shapes, against 10-26 for CLBlast's untuned kernels); small work-groups of row blocks.
+/// - GPUs: 4 x 4 per work-item, work-groups of 4 x 16 work-items (consecutive work-items on
+///   consecutive column blocks), the usual register tile of a GEMM on a GPU.
+struct ConvGemmTile: Equatable {
+    let rows: Int
+    let vectors: Int
+    let width: Int
+    let localRows: Int
+    let localColumns: Int
+    var columns: Int { vectors * width }
+
+    static let cpu = ConvGemmTile(rows: 4, vectors: 4, width: 16, localRows: 2, localColumns: 1)
+    static let gpu = ConvGemmTile(rows: 4, vectors: 1, width: 4, localRows: 4, localColumns: 16)
+
+    /// The #defines that select this tile in Kernels/conv.cl.
+    var defines: String {
+        "#define GEMM_MR \(rows)\n#define GEMM_NV \(vectors)\n#define GEMM_VW \(width)\n"
+    }
+}
+
+extension OpenCLBackend {
+    /// Runs `body` (which enqueues work) and, when profiling, waits for it and charges its time to `name`.
+    func profiled(_ name: @autoclosure () -> String, _ body: () -> Void) {
+        guard profiling else { return body() }
+        clFinish(queue)
+        let start = DispatchTime.now().uptimeNanoseconds
+        body()
+        clFinish(queue)
+        let seconds = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
+        let key = name()
+        let old = profile[key] ?? (0, 0)
+        profile[key] = (old.seconds + seconds, old.calls + 1)
     }
 }

@@ -83,8 +83,11 @@ extension OpenCLBackend {
             let kernel = try kernel(name, in: file)
             try kernel.setArguments(arguments, localSize: local.reduce(1, *))
             let rounded = zip(global, local).map { ($0 + $1 - 1) / $1 * $1 }
-            let status = clEnqueueNDRangeKernel(queue, kernel.handle, cl_uint(global.count), nil, rounded, local,
+            var status: cl_int = CL_SUCCESS
+            profiled(profileName(name, global)) {
+                status = clEnqueueNDRangeKernel(queue, kernel.handle, cl_uint(global.count), nil, rounded, local,
                                                 0, nil, nil)
+            }
             try OpenCLStatus.check(status, "clEnqueueNDRangeKernel(\(name), global \(rounded), local \(local))")
         } catch let error as BackendError {
             record(error)
@@ -119,5 +122,12 @@ extension OpenCLBackend {
         } catch {
             record(BackendError("\(name): \(error)"))
         }
+    }
+}
+
+extension OpenCLBackend {
+    /// The profile entry of a launch: the kernel, and for conv_gemm its sizes too.
+    func profileName(_ name: String, _ global: [Int]) -> String {
+        name == "conv_gemm" ? "\(name) \(global.map(String.init).joined(separator: "x"))" : name
     }
 }

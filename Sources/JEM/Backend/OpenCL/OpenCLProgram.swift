@@ -110,10 +110,12 @@ extension OpenCLBackend {
     func program(_ file: KernelFile) throws -> OpenCLProgram {
         if let cached = programs[file] { return cached }
         let name = file.rawValue
-        guard let source = CLKernels.resolvedSource(name) else {
+        guard var source = CLKernels.resolvedSource(name) else {
             throw BackendError("kernel file \(name).cl is not embedded in this build (or one of its "
                 + "#include files is missing)")
         }
+        // The conv GEMM's tile is chosen per device (part of the source, so of the cache key too).
+        if file == .conv { source = convGemmTile.defines + source }
         let key = OpenCLProgramCache.key(device: device, buildOptions: buildOptions, source: source)
         if let stored = programCache.load(name: name, key: key), let built = buildProgram(binary: stored, name: name) {
             programs[file] = built
