@@ -229,3 +229,5 @@ CLONES void jem_col2im(const float *col, int c, int h, int w, int k, int stride,
         }
     }
 }
+
+long jem_fetch_increment(long *counter) { return __atomic_fetch_add(counter, 1, __ATOMIC_RELAXED); }

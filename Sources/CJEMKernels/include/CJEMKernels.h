@@ -61,4 +61,8 @@ int jem_col2im_gathers(int h, int w, int k, int stride, int pad);
 void jem_col2im(const float *col, int c, int h, int w, int k, int stride, int pad, const float *gate, float slope,
                 float *image, int accumulate, size_t ld);
 
+/* Atomically adds 1 to *counter and returns its previous value (the work queue of the CPU
+   backend's dynamically scheduled loops). */
+long jem_fetch_increment(long *counter);
+
 #endif

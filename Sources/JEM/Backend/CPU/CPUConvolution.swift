@@ -6,10 +6,12 @@ import Dispatch
 ///
 /// 3x3, stride-1, padding-1 convs with at least 4 input channels run through Winograd
 /// (`CPUWinograd.swift`). Every other shape goes through im2col + GEMM, the images split over the
-/// cores: each thread lays out its images' patches (im2col, [C*k*k][images*OH*OW], small enough to
-/// stay in cache), and one single-threaded cblas_sgemm against the [Cout][C*k*k] weights writes
-/// the output. Small outputs (8x8 pixels) are grouped several images per GEMM; a 1x1, stride-1
-/// conv needs no im2col: the image already is its column matrix.
+/// cores (forward and backward-data: blocks of images handed out dynamically, `parallelBlocks`;
+/// weight gradients: one static range per thread): each thread lays out its images' patches
+/// (im2col, [C*k*k][images*OH*OW], small enough to stay in cache), and one single-threaded
+/// cblas_sgemm against the [Cout][C*k*k] weights writes the output. Small outputs (8x8 pixels)
+/// are grouped several images per GEMM; a 1x1, stride-1 conv needs no im2col: the image already
+/// is its column matrix.
 ///
 /// The pre-activation WideResNet feeds convolutions with act(x). The `activation:` variants take
 /// x and apply the leaky ReLU while laying out the input (Winograd pack, im2col), and its
@@ -121,34 +123,32 @@ extension CPUBackend {
         let b = UnsafeSendable(bias)
         let scratch = threadScratch, group = imagesPerGemm(s)
         precondition(leaky == nil || !s.isPointwise)
-        parallelImages(s.batch) { thread, images in
-            for first in stride(from: images.lowerBound, to: images.upperBound, by: group) {
-                let count = min(group, images.upperBound - first), columnsLD = count * spatial
-                let out = y.value + first * s.outChannels * spatial
-                let columns: UnsafeMutablePointer<Float>
-                if s.isPointwise {
-                    columns = x.value + first * imageIn   // count == 1: the image is its column matrix
-                } else {
-                    columns = scratch[thread].columns.reserve(s.patchSize * columnsLD)
-                    for j in 0..<count {
-                        Self.im2col(s, image: x.value + (first + j) * imageIn, leaky: leaky, col: columns + j * spatial,
-                                    ld: columnsLD)
-                    }
-                }
-                // One image writes its NCHW output directly; a group goes through [Cout][images*HW].
-                let product = count == 1 ? out : scratch[thread].grouped.reserve(s.outChannels * columnsLD)
-                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(s.outChannels), Int32(columnsLD),
-                            Int32(s.patchSize), 1, w.value, Int32(s.patchSize), columns, Int32(columnsLD), 0,
-                            product, Int32(columnsLD))
+        parallelBlocks(s.batch, block: group) { thread, images in
+            let first = images.lowerBound, count = images.count, columnsLD = count * spatial
+            let out = y.value + first * s.outChannels * spatial
+            let columns: UnsafeMutablePointer<Float>
+            if s.isPointwise {
+                columns = x.value + first * imageIn   // count == 1: the image is its column matrix
+            } else {
+                columns = scratch[thread].columns.reserve(s.patchSize * columnsLD)
                 for j in 0..<count {
-                    for c in 0..<s.outChannels {
-                        let row = out + (j * s.outChannels + c) * spatial, value = b.value?[c] ?? 0
-                        if count == 1 {
-                            if b.value != nil { for i in 0..<spatial { row[i] += value } }
-                        } else {
-                            let source = product + c * columnsLD + j * spatial
-                            for i in 0..<spatial { row[i] = source[i] + value }
-                        }
+                    Self.im2col(s, image: x.value + (first + j) * imageIn, leaky: leaky, col: columns + j * spatial,
+                                ld: columnsLD)
+                }
+            }
+            // One image writes its NCHW output directly; a group goes through [Cout][images*HW].
+            let product = count == 1 ? out : scratch[thread].grouped.reserve(s.outChannels * columnsLD)
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(s.outChannels), Int32(columnsLD),
+                        Int32(s.patchSize), 1, w.value, Int32(s.patchSize), columns, Int32(columnsLD), 0,
+                        product, Int32(columnsLD))
+            for j in 0..<count {
+                for c in 0..<s.outChannels {
+                    let row = out + (j * s.outChannels + c) * spatial, value = b.value?[c] ?? 0
+                    if count == 1 {
+                        if b.value != nil { for i in 0..<spatial { row[i] += value } }
+                    } else {
+                        let source = product + c * columnsLD + j * spatial
+                        for i in 0..<spatial { row[i] = source[i] + value }
                     }
                 }
             }
@@ -172,28 +172,26 @@ extension CPUBackend {
         precondition(gate == nil || (!s.isPointwise && jem_col2im_gathers(Int32(s.height), Int32(s.width),
                                                                           Int32(s.kernel), Int32(s.stride),
                                                                           Int32(s.padding)) != 0))
-        parallelImages(s.batch) { thread, images in
-            for first in stride(from: images.lowerBound, to: images.upperBound, by: group) {
-                let count = min(group, images.upperBound - first), columnsLD = count * spatial
-                let g = dy.value + first * s.outChannels * spatial, d = dx.value + first * imageIn
-                if s.isPointwise {
-                    // dx[Cin][HW] (+)= W^T[Cin][Cout] x dy[Cout][HW]  (count == 1)
-                    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, Int32(s.inChannels), Int32(spatial),
-                                Int32(s.outChannels), 1, w.value, Int32(s.patchSize), g, Int32(spatial),
-                                accumulate ? 1 : 0, d, Int32(spatial))
-                    continue
-                }
-                let gradients = count == 1 ? g : Self.gatherImages(g, count: count, channels: s.outChannels,
-                                                                    spatial: spatial,
-                                                                    into: scratch[thread].grouped)
-                let columns = scratch[thread].columns.reserve(s.patchSize * columnsLD)
-                cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, Int32(s.patchSize), Int32(columnsLD),
-                            Int32(s.outChannels), 1, w.value, Int32(s.patchSize), gradients, Int32(columnsLD), 0,
-                            columns, Int32(columnsLD))
-                for j in 0..<count {
-                    Self.col2im(s, col: columns + j * spatial, gate: gates.value.map { $0 + (first + j) * imageIn },
-                                slope: slope, image: d + j * imageIn, accumulate: accumulate, ld: columnsLD)
-                }
+        parallelBlocks(s.batch, block: group) { thread, images in
+            let first = images.lowerBound, count = images.count, columnsLD = count * spatial
+            let g = dy.value + first * s.outChannels * spatial, d = dx.value + first * imageIn
+            if s.isPointwise {
+                // dx[Cin][HW] (+)= W^T[Cin][Cout] x dy[Cout][HW]  (count == 1)
+                cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, Int32(s.inChannels), Int32(spatial),
+                            Int32(s.outChannels), 1, w.value, Int32(s.patchSize), g, Int32(spatial),
+                            accumulate ? 1 : 0, d, Int32(spatial))
+                return
+            }
+            let gradients = count == 1 ? g : Self.gatherImages(g, count: count, channels: s.outChannels,
+                                                                spatial: spatial,
+                                                                into: scratch[thread].grouped)
+            let columns = scratch[thread].columns.reserve(s.patchSize * columnsLD)
+            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, Int32(s.patchSize), Int32(columnsLD),
+                        Int32(s.outChannels), 1, w.value, Int32(s.patchSize), gradients, Int32(columnsLD), 0,
+                        columns, Int32(columnsLD))
+            for j in 0..<count {
+                Self.col2im(s, col: columns + j * spatial, gate: gates.value.map { $0 + (first + j) * imageIn },
+                            slope: slope, image: d + j * imageIn, accumulate: accumulate, ld: columnsLD)
             }
         }
     }
@@ -278,6 +276,38 @@ extension CPUBackend {
             }
         }
         return threads
+    }
+
+    /// Cuts `count` images into consecutive blocks of `block` images (the last one shorter) and
+    /// runs `body(thread, images)` on every block; the threads take the next block from a shared
+    /// counter as they finish the previous one. The blocks are a fixed function of (count, block),
+    /// so for work whose result per block does not depend on the thread that computes it
+    /// (forward and backward-data convolutions: each image's output is its own) the result is
+    /// the same whatever the timing, while a thread that the OS preempts (the 2 cores are shared)
+    /// no longer holds back half of the batch: the other one takes over the remaining blocks.
+    /// `thread` indexes the per-thread scratch; sums over images (weight gradients) use the
+    /// static split of `parallelImages` instead.
+    func parallelBlocks(_ count: Int, block: Int, _ body: (Int, Range<Int>) -> Void) {
+        let block = max(1, block), blocks = (count + block - 1) / block
+        let threads = min(CPUThreads.count, blocks)
+        guard threads > 1 else {
+            for b in 0..<blocks { body(0, b * block ..< min(count, (b + 1) * block)) }
+            return
+        }
+        let counter = UnsafeMutablePointer<Int>.allocate(capacity: 1)
+        counter.initialize(to: 0)
+        defer { counter.deallocate() }
+        let next = UnsafeSendable(counter)
+        withoutActuallyEscaping(body) { body in
+            let box = UnsafeSendable(body)
+            DispatchQueue.concurrentPerform(iterations: threads) { t in
+                while true {
+                    let b = next.value.withMemoryRebound(to: CLong.self, capacity: 1) { Int(jem_fetch_increment($0)) }
+                    if b >= blocks { break }
+                    box.value(t, b * block ..< min(count, (b + 1) * block))
+                }
+            }
+        }
     }
 
     /// col[(c*k + ky)*k + kx][oy*OW + ox] = image[c][oy*s-p+ky][ox*s-p+kx] (0 outside), through the
