@@ -55,44 +55,10 @@ final class OpenCLConvolutionTests: XCTestCase {
         }
     }
 
-    func testForwardAndBackwardDataMatchTheCPUBackend() throws {
-        let results = try run { h in
-            for (s, withBias, accumulate) in Self.cases {
-                let what = "\(s)" + (withBias ? ", bias" : "") + (accumulate ? ", accumulate" : "")
-                let input = try h.pair(h.random(s.inputCount)), weight = try h.pair(h.random(s.weightCount))
-                let bias = try h.pair(h.random(s.outChannels)), output = try h.pair(h.random(s.outputCount))
-                h.both { b, p in
-                    b.conv2dForward(s, input: p(input), weight: p(weight), bias: withBias ? p(bias) : nil,
-                                    output: p(output))
-                }
-                try h.check("conv2dForward", output, what)
-                let gradOutput = try h.pair(h.random(s.outputCount)), gradInput = try h.pair(h.random(s.inputCount))
-                h.both { b, p in
-                    b.conv2dBackwardData(s, gradOutput: p(gradOutput), weight: p(weight), gradInput: p(gradInput),
-                                         accumulate: accumulate)
-                }
-                try h.check("conv2dBackwardData", gradInput, what)
-                let gradWeight = try h.pair(h.random(s.weightCount)), gradBias = try h.pair(h.random(s.outChannels))
-                h.both { b, p in
-                    b.conv2dBackwardFilter(s, input: p(input), gradOutput: p(gradOutput), gradWeight: p(gradWeight),
-                                           gradBias: withBias ? p(gradBias) : nil, accumulate: accumulate)
-                }
-                try h.check("conv2dBackwardFilter", gradWeight, what)
-            }
-        }
-        assertAllPass(results)
-    }
-
-    /// The GPU tile (4 x 4 per work-item in float4, work-groups of 4 x 16) compiled and run on this
-    /// device, with the other filter-gradient path (CLBlast over chunks on PoCL), so that what a GPU
-    /// would run is checked here too.
-    func testGPUTileMatchesTheCPUBackend() throws {
-        let device = try OpenCLBackend(selection: .first)
-        device.convGemmTile = .gpu
-        device.filterGradientOnConvGemm = !device.filterGradientOnConvGemm    // the other filter-gradient path
-        let h = ParityHarness(reference: CPUBackend(), candidate: device, seed: 9)
-        for (s, withBias, accumulate) in Self.cases {
-            let what = "\(s)" + (withBias ? ", bias" : "") + (accumulate ? ", accumulate" : "") + ", GPU tile"
+    /// Forward, backward-data and backward-filter of every case on both backends, compared.
+    static func checkAllConvOps(_ h: ParityHarness, label: String) throws {
+        for (s, withBias, accumulate) in cases {
+            let what = "\(s)" + (withBias ? ", bias" : "") + (accumulate ? ", accumulate" : "") + label
             let input = try h.pair(h.random(s.inputCount)), weight = try h.pair(h.random(s.weightCount))
             let bias = try h.pair(h.random(s.outChannels)), output = try h.pair(h.random(s.outputCount))
             h.both { b, p in
@@ -112,6 +78,24 @@ final class OpenCLConvolutionTests: XCTestCase {
             }
             try h.check("conv2dBackwardFilter", gradWeight, what)
         }
+    }
+
+    func testForwardAndBackwardDataMatchTheCPUBackend() throws {
+        let results = try run { h in
+            try Self.checkAllConvOps(h, label: "")
+        }
+        assertAllPass(results)
+    }
+
+    /// The GPU tile (4 x 4 per work-item in float4, work-groups of 4 x 16) compiled and run on this
+    /// device, with the other filter-gradient path (CLBlast over chunks on PoCL), so that what a GPU
+    /// would run is checked here too.
+    func testGPUTileMatchesTheCPUBackend() throws {
+        let device = try OpenCLBackend(selection: .first)
+        device.convGemmTile = .gpu
+        device.filterGradientOnConvGemm = !device.filterGradientOnConvGemm    // the other filter-gradient path
+        let h = ParityHarness(reference: CPUBackend(), candidate: device, seed: 9)
+        try Self.checkAllConvOps(h, label: ", GPU tile")
         try device.synchronize()
         assertAllPass(h.results)
     }
