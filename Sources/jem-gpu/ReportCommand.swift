@@ -1,6 +1,8 @@
 import ArgumentParser
 import Foundation
 import JEM
+import JEMBackend
+import JEMSupport
 
 struct ReportCommand: ParsableCommand {
     static let configuration = CommandConfiguration(

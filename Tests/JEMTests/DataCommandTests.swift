@@ -1,6 +1,8 @@
 import Foundation
 import XCTest
 @testable import JEM
+@testable import JEMBackend
+@testable import JEMSupport
 
 /// A tiny HTTP/1.0 file server on 127.0.0.1 (an ephemeral port) for the fetch tests: GET of a
 /// known path answers 200 with the bytes, anything else 404. It accepts on its own thread (a

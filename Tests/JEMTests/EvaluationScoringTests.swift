@@ -1,6 +1,7 @@
 import Foundation
 import XCTest
 @testable import JEM
+@testable import JEMBackend
 
 /// The per-example scores `eval` and `score` compute on the backend: the input-gradient norm
 /// against finite differences, LSE and max-softmax against the host, batch-size and backend

@@ -1,6 +1,7 @@
 import Foundation
 import XCTest
 @testable import JEM
+@testable import JEMBackend
 
 /// The OpenCL backend against the CPU reference, op group by op group (through `ParitySuite`), plus
 /// device listing, build-log and allocation errors, sticky errors and Philox on the device.
@@ -197,12 +198,12 @@ final class OpenCLBackendTests: XCTestCase {
         let x = try device.makeBuffer([Float](repeating: 2, count: 10))
         device.scale(x, by: 0.5, count: 10)
         try device.synchronize()
-        let program = device.programs[.elementwise], kernel = device.kernels["scale_values"]
+        let program = device.programs[.pointwise], kernel = device.kernels["scale_values"]
         XCTAssertNotNil(program)
         XCTAssertNotNil(kernel)
         device.scale(x, by: 3, count: 10)
         try device.synchronize()
-        XCTAssertTrue(device.programs[.elementwise] === program)
+        XCTAssertTrue(device.programs[.pointwise] === program)
         XCTAssertTrue(device.kernels["scale_values"] === kernel)
         XCTAssertEqual(try device.download(x), [Float](repeating: 3, count: 10))
     }

@@ -1,6 +1,7 @@
 import Foundation
 import XCTest
 @testable import JEM
+@testable import JEMBackend
 
 /// `jem-gpu report` as a user runs it, on two tiny runs trained by the CLI (JEM and baseline):
 /// the comparison table holds the very numbers of both eval/metrics.json files, the figures it

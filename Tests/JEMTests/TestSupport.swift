@@ -1,6 +1,7 @@
 import Foundation
 import XCTest
 @testable import JEM
+@testable import JEMBackend
 
 /// Deterministic test data: element i of Philox stream (seed, stream) mapped to [low, high).
 func randomArray(_ count: Int, seed: UInt64 = 7, stream: UInt64 = 0, low: Float = -1, high: Float = 1) -> [Float] {

@@ -1,6 +1,7 @@
 import Foundation
 import XCTest
 @testable import JEM
+@testable import JEMBackend
 
 /// config.json and checkpoint configs written by earlier versions must still open (their missing
 /// keys take the defaults, which are the older behaviour); present keys must still be valid.

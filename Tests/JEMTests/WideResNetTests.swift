@@ -1,5 +1,6 @@
 import XCTest
 @testable import JEM
+@testable import JEMBackend
 
 final class WideResNetTests: XCTestCase {
     let cpu = CPUBackend()

@@ -1,3 +1,4 @@
+import JEMBackend
 /// The classifier an attack targets (see `Refinement`): logits averaged over noisy copies of each
 /// input, each copy refined by SGLD on f = LogSumExp(logits), and the input gradient of the
 /// cross-entropy of those averaged logits, all on the device.

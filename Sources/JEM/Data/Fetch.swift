@@ -1,6 +1,8 @@
 import Foundation
 #if canImport(FoundationNetworking)
 import FoundationNetworking
+import JEMBackend
+import JEMSupport
 #endif
 
 /// Downloads the official archives of the datasets `jem-gpu` reads, checks their published MD5

@@ -1,4 +1,5 @@
 import Foundation
+import JEMBackend
 
 /// Accuracy and mean cross-entropy of a classifier from its logits, in double precision.
 public struct ClassificationMetrics: Codable, Sendable, Equatable {

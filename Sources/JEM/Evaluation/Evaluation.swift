@@ -1,4 +1,6 @@
 import Foundation
+import JEMBackend
+import JEMSupport
 
 /// A set of images an evaluation scores: the in-distribution set or an OOD set.
 public struct EvaluationSet: Sendable {

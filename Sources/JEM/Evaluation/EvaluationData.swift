@@ -1,3 +1,5 @@
+import JEMBackend
+import JEMSupport
 /// Which images of a dataset an evaluation scores.
 public enum EvaluationSplit: String, Sendable, Codable, CaseIterable {
     /// The dataset's test split; a dataset that is a single set of images (one .npy, one IDX

@@ -1,4 +1,5 @@
 import Foundation
+import JEMBackend
 
 /// The three out-of-distribution scores of the official `eval_wrn_ebm.py`; higher means "more
 /// in-distribution".

@@ -1,4 +1,5 @@
 import Foundation
+import JEMBackend
 
 /// A progress bar on stderr with rate and ETA; when stderr is not a terminal it prints plain
 /// log lines instead (every `logEvery` updates), so logs stay readable in files and CI.

@@ -1,3 +1,4 @@
+import JEMBackend
 /// A 2-D convolution layer with bias (every conv of the official WRN has one).
 public struct Conv2D {
     public let weight: Parameter

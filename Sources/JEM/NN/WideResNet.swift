@@ -1,3 +1,4 @@
+import JEMBackend
 /// The architecture of the official JEM WideResNet (`wideresnet.py` + `CCF` in `train_wrn_ebm.py`).
 public struct WideResNetSpec: Sendable, Equatable, CustomStringConvertible {
     /// 6n+4.

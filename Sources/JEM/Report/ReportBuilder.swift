@@ -1,4 +1,6 @@
 import Foundation
+import JEMBackend
+import JEMSupport
 
 /// Assembles the report page of a run, optionally against a baseline run: the comparison table
 /// of the evaluations (accuracy, NLL, ECE, OOD AUROCs), the OOD sets used, training curves,

@@ -1,4 +1,6 @@
 import Foundation
+import JEMBackend
+import JEMSupport
 
 /// A training run folder as `jem-gpu train --out DIR` leaves it, read for a report: config.json,
 /// metrics.jsonl, the checkpoints, the sample grids, and what later commands added (eval/ from

@@ -1,4 +1,6 @@
 import Foundation
+import JEMBackend
+import JEMSupport
 
 /// A setting that cannot be used, said in one line naming the `jem-gpu train` flag (or, for the
 /// few settings without one, the config key) and what is allowed.

@@ -1,3 +1,4 @@
+import JEMBackend
 /// Watches every iteration for divergence (non-finite loss, |L| above a limit, or the gap
 /// |f(x_data) - f(x_q)| exploding), keeps an in-memory copy of the last good state, and on a
 /// trip rolls back to it. The caller then reseeds and cuts the lr or adds SGLD steps.

@@ -1,4 +1,5 @@
 import Foundation
+import JEMBackend
 
 /// The real images of one iteration: a batch for p(x) and a labelled batch for p(y|x), drawn
 /// from separate shuffled streams as in the official code. NCHW floats in [-1, 1].

@@ -1,3 +1,4 @@
+import JEMBackend
 /// Stochastic Gradient Langevin Dynamics on the network's negative energy f(x) = LSE(f(x)):
 /// `x <- x + stepSize * df/dx + noiseStd * N(0, I)` for `steps` steps (ascent on f, descent
 /// on the energy), with optional per-element gradient clip and x clamp. Every step stays on the

@@ -1,3 +1,4 @@
+import JEMBackend
 /// Which terms of the JEM objective a run optimises.
 public enum TrainingMode: String, Sendable, Codable, CaseIterable {
     /// p(y|x) + p(x): the paper's recipe.

@@ -1,4 +1,6 @@
 import Foundation
+import JEMBackend
+import JEMSupport
 
 /// Set by SIGINT/SIGTERM; the training loop checks it once per iteration.
 nonisolated(unsafe) private var stopSignal: sig_atomic_t = 0

@@ -1,3 +1,4 @@
+import JEMBackend
 /// Names for every Philox stream the trainer draws from. A stream id is `tag << 56 | counter`,
 /// so streams of different purposes never overlap, and every draw is a pure function of
 /// (seed, purpose, iteration, ...): resuming at iteration N redraws exactly what an

@@ -1,4 +1,5 @@
 import Foundation
+import JEMSupport
 
 /// Built OpenCL program binaries on disk, so that a second process skips the OpenCL C compiler
 /// (seconds per program on PoCL, and on GPU drivers without a cache of their own).

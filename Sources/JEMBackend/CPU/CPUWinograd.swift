@@ -1,5 +1,6 @@
 import CBLAS
 import CJEMKernels
+import JEMSupport
 
 /// Winograd F(4x4, 3x3) for the CPU backend's 3x3, stride-1, padding-1 convolutions.
 ///
@@ -62,7 +63,7 @@ extension CPUBackend {
         let scratch = threadScratch
         // Outputs of a megabyte or more per thread leave the caches before the next op reads them:
         // stream them to memory instead of reading every line in first.
-        let stream: Int32 = s.batch * outC * h * w * 4 / CPUThreads.count >= 1 << 20 ? 1 : 0
+        let stream: Int32 = s.batch * outC * h * w * 4 / Parallel.threads >= 1 << 20 ? 1 : 0
         parallelBlocks(s.batch, block: chunk) { thread, images in
             let space = scratch[thread]
             let most = min(chunk, s.batch), tilesMost = most * tilesPerImage

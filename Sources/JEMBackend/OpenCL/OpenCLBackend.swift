@@ -332,7 +332,7 @@ public final class OpenCLBackend: Backend {
     }
 }
 
-/// The tile shape of `conv_gemm` (Kernels/conv.cl), fixed per device kind and compiled into the
+/// The tile shape of `conv_gemm` (Kernels/convolution.cl), fixed per device kind and compiled into the
 /// conv program as #defines. A work-item computes `rows` x (`vectors` x `width`) outputs.
 /// - CPU devices (PoCL): 4 x 64 per work-item in float16 registers, which PoCL's pthread device
 ///   keeps in 16 AVX-512 accumulators (measured on this 2-core VM: 110-145 GFLOP/s on the
@@ -350,7 +350,7 @@ struct ConvGemmTile: Equatable {
     static let cpu = ConvGemmTile(rows: 4, vectors: 4, width: 16, localRows: 2, localColumns: 1)
     static let gpu = ConvGemmTile(rows: 4, vectors: 1, width: 4, localRows: 4, localColumns: 16)
 
-    /// The #defines that select this tile in Kernels/conv.cl.
+    /// The #defines that select this tile in Kernels/convolution.cl.
     var defines: String {
         "#define GEMM_MR \(rows)\n#define GEMM_NV \(vectors)\n#define GEMM_VW \(width)\n"
     }

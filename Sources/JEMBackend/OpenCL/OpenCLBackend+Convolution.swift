@@ -1,6 +1,6 @@
 import COpenCL
 
-/// Convolutions as im2col + GEMM per chunk of images (Kernels/conv.cl):
+/// Convolutions as im2col + GEMM per chunk of images (Kernels/convolution.cl):
 /// - forward: im2col -> output_n[Cout][OH*OW] = W[Cout][Cin*k*k] x col_n with `conv_gemm`, the
 ///   backend's own register-tiled GEMM batched over images, writing NCHW directly with the bias
 ///   fused (a 1x1 stride-1 conv reads its input as the column matrix: no im2col);
@@ -33,7 +33,7 @@ extension OpenCLBackend {
     }
 
     private func im2col(_ s: Conv2DShape, input: DeviceBuffer, firstImage: Int, images: Int, col: OpenCLBuffer) {
-        launch("im2col", in: .conv, global: [s.outHeight, s.patchSize, images], local: [rowGroup(s.outHeight), 1, 1],
+        launch("im2col", in: .convolution, global: [s.outHeight, s.patchSize, images], local: [rowGroup(s.outHeight), 1, 1],
                [.buffer(input), .u32(firstImage * s.inChannels * s.height * s.width), .buffer(col),
                 .u32(s.inChannels), .u32(s.height), .u32(s.width), .u32(s.kernel), .u32(s.stride), .u32(s.padding),
                 .u32(s.outHeight), .u32(s.outWidth), .u32(images)])
@@ -42,7 +42,7 @@ extension OpenCLBackend {
     private func toChannelMajor(_ s: Conv2DShape, gradOutput: DeviceBuffer, firstImage: Int, images: Int,
                                 into target: OpenCLBuffer) {
         let spatial = s.outHeight * s.outWidth
-        launchElementwise("nchw_to_channel_major", in: .conv, count: s.outChannels * images * spatial,
+        launchElementwise("nchw_to_channel_major", in: .convolution, count: s.outChannels * images * spatial,
                           [.buffer(gradOutput), .u32(firstImage * s.outChannels * spatial), .buffer(target),
                            .u32(s.outChannels), .u32(images), .u32(spatial)])
     }
@@ -68,7 +68,7 @@ extension OpenCLBackend {
         let batchStride: Int
     }
 
-    /// C_b (+)= A x B_b (+ bias[m]) for b in 0 ..< batch, with conv_gemm (Kernels/conv.cl): A element
+    /// C_b (+)= A x B_b (+ bias[m]) for b in 0 ..< batch, with conv_gemm (Kernels/convolution.cl): A element
     /// (i, j) at a[aOffset + i*aRowStride + j*aColStride], B_b k x n and C_b m x n row-major.
     func convGemm(m: Int, n: Int, k: Int, batch: Int, a: DeviceBuffer, aOffset: Int, aRowStride: Int,
                   aColStride: Int, b: GemmOperand, c: GemmOperand, bias: DeviceBuffer?, accumulate: Bool) {
@@ -78,7 +78,7 @@ extension OpenCLBackend {
         var local = [1, 1, 1]
         while local[0] * 2 <= Swift.min(rowBlocks, tile.localRows) { local[0] *= 2 }
         while local[1] * 2 <= Swift.min(colBlocks, tile.localColumns) { local[1] *= 2 }
-        launch("conv_gemm", in: .conv, global: [rowBlocks, colBlocks, batch], local: local,
+        launch("conv_gemm", in: .convolution, global: [rowBlocks, colBlocks, batch], local: local,
                [.buffer(a), .u32(aOffset), .u32(aRowStride), .u32(aColStride),
                 .buffer(b.buffer), .u32(b.offset), .u32(b.ld), .u32(b.batchStride),
                 .buffer(c.buffer), .u32(c.offset), .u32(c.ld), .u32(c.batchStride),
@@ -148,7 +148,7 @@ extension OpenCLBackend {
                              a: weight, aOffset: 0, aRowStride: 1, aColStride: s.patchSize, b: gradOut,
                              c: GemmOperand(buffer: col, offset: 0, ld: cols, batchStride: spatial),
                              bias: nil, accumulate: false)
-                    launch("col2im", in: .conv, global: [s.height, s.inChannels, images], local: [rowGroup(s.height), 1, 1],
+                    launch("col2im", in: .convolution, global: [s.height, s.inChannels, images], local: [rowGroup(s.height), 1, 1],
                                       [.buffer(col), .buffer(gradInput), .u32(first * imageSize),
                                        .u32(s.inChannels), .u32(s.height), .u32(s.width), .u32(s.kernel),
                                        .u32(s.stride), .u32(s.padding), .u32(s.outHeight), .u32(s.outWidth),
@@ -176,7 +176,7 @@ extension OpenCLBackend {
             for n in 0..<s.batch where firstError == nil {
                 do {
                     let rows = try columns.reserve(spatial * s.patchSize, using: self)
-                    launch("im2row", in: .conv, global: [spatial], local: [rowGroup(spatial)],
+                    launch("im2row", in: .convolution, global: [spatial], local: [rowGroup(spatial)],
                            [.buffer(input), .u32(n), .buffer(rows), .u32(s.inChannels), .u32(s.height),
                             .u32(s.width), .u32(s.kernel), .u32(s.stride), .u32(s.padding),
                             .u32(s.outHeight), .u32(s.outWidth)])

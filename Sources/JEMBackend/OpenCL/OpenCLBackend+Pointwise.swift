@@ -1,5 +1,5 @@
 /// Bias forward/backward, activations, BLAS-1-like pointwise ops and global average pooling
-/// (Kernels/elementwise.cl): one work-item per element, or one work-group per reduced channel/row.
+/// (Kernels/pointwise.cl): one work-item per element, or one work-group per reduced channel/row.
 extension OpenCLBackend {
     /// Work-group size asked for by kernels that reduce a channel (long) in local memory.
     static let channelReductionLocalSize = 256
@@ -12,7 +12,7 @@ extension OpenCLBackend {
         let count = outer * channels * inner
         guard count > 0, ready("addBias", sizes: [count], .floats(y, count, "y"), .floats(bias, channels, "bias"))
         else { return }
-        launchElementwise("add_bias", in: .elementwise, count: count,
+        launchElementwise("add_bias", in: .pointwise, count: count,
                           [.buffer(y), .buffer(bias), .u32(channels), .u32(inner), .u32(count)])
     }
 
@@ -22,7 +22,7 @@ extension OpenCLBackend {
               ready("biasGradient", sizes: [outer * channels * inner],
                     .floats(gradY, outer * channels * inner, "gradY"), .floats(gradBias, channels, "gradBias"))
         else { return }
-        launchGroups("bias_gradient", in: .elementwise, groups: channels, preferredLocal: Self.channelReductionLocalSize,
+        launchGroups("bias_gradient", in: .pointwise, groups: channels, preferredLocal: Self.channelReductionLocalSize,
                      [.buffer(gradY), .buffer(gradBias), .u32(outer), .u32(channels), .u32(inner),
                       .u32(accumulate ? 1 : 0), .localScratch])
     }
@@ -34,10 +34,10 @@ extension OpenCLBackend {
         else { return }
         switch activation {
         case .leakyReLU(let slope):
-            launchElementwise("leaky_relu_forward", in: .elementwise, count: count,
+            launchElementwise("leaky_relu_forward", in: .pointwise, count: count,
                               [.buffer(x), .buffer(y), .f32(slope), .u32(count)])
         case .swish:
-            launchElementwise("swish_forward", in: .elementwise, count: count, [.buffer(x), .buffer(y), .u32(count)])
+            launchElementwise("swish_forward", in: .pointwise, count: count, [.buffer(x), .buffer(y), .u32(count)])
         }
     }
 
@@ -48,11 +48,11 @@ extension OpenCLBackend {
         else { return }
         switch activation {
         case .leakyReLU(let slope):
-            launchElementwise("leaky_relu_backward", in: .elementwise, count: count,
+            launchElementwise("leaky_relu_backward", in: .pointwise, count: count,
                               [.buffer(x), .buffer(gradY), .buffer(gradX), .f32(slope), .u32(count),
                                .u32(accumulate ? 1 : 0)])
         case .swish:
-            launchElementwise("swish_backward", in: .elementwise, count: count,
+            launchElementwise("swish_backward", in: .pointwise, count: count,
                               [.buffer(x), .buffer(gradY), .buffer(gradX), .u32(count), .u32(accumulate ? 1 : 0)])
         }
     }
@@ -61,13 +61,13 @@ extension OpenCLBackend {
 
     public func axpby(alpha: Float, x: DeviceBuffer, beta: Float, y: DeviceBuffer, count: Int) {
         guard count > 0, ready("axpby", sizes: [count], .floats(x, count, "x"), .floats(y, count, "y")) else { return }
-        launchElementwise("axpby", in: .elementwise, count: count,
+        launchElementwise("axpby", in: .pointwise, count: count,
                           [.f32(alpha), .buffer(x), .f32(beta), .buffer(y), .u32(count)])
     }
 
     public func scale(_ x: DeviceBuffer, by alpha: Float, count: Int) {
         guard count > 0, ready("scale", sizes: [count], .floats(x, count, "x")) else { return }
-        launchElementwise("scale_values", in: .elementwise, count: count, [.buffer(x), .f32(alpha), .u32(count)])
+        launchElementwise("scale_values", in: .pointwise, count: count, [.buffer(x), .f32(alpha), .u32(count)])
     }
 
     public func fill(_ x: DeviceBuffer, value: Float, offset: Int, count: Int) {
@@ -76,19 +76,19 @@ extension OpenCLBackend {
             return
         }
         guard count > 0, ready("fill", sizes: [offset + count], .floats(x, offset + count, "x")) else { return }
-        launchElementwise("fill_values", in: .elementwise, count: count,
+        launchElementwise("fill_values", in: .pointwise, count: count,
                           [.buffer(x), .f32(value), .u32(offset), .u32(count)])
     }
 
     public func clamp(_ x: DeviceBuffer, low: Float, high: Float, count: Int) {
         guard count > 0, ready("clamp", sizes: [count], .floats(x, count, "x")) else { return }
-        launchElementwise("clamp_values", in: .elementwise, count: count,
+        launchElementwise("clamp_values", in: .pointwise, count: count,
                           [.buffer(x), .f32(low), .f32(high), .u32(count)])
     }
 
     public func sign(_ x: DeviceBuffer, y: DeviceBuffer, count: Int) {
         guard count > 0, ready("sign", sizes: [count], .floats(x, count, "x"), .floats(y, count, "y")) else { return }
-        launchElementwise("sign_values", in: .elementwise, count: count, [.buffer(x), .buffer(y), .u32(count)])
+        launchElementwise("sign_values", in: .pointwise, count: count, [.buffer(x), .buffer(y), .u32(count)])
     }
 
     // MARK: Per-row scaling
@@ -99,7 +99,7 @@ extension OpenCLBackend {
               ready("rescaleRows", sizes: [rows * rowSize], .floats(x, rows * rowSize, "x"),
                     .floats(norms ?? x, norms == nil ? 0 : rows, "norms")) else { return }
         // Without `norms` the kernel gets x in that slot and never writes it (writeNorms = 0).
-        launchGroups("rescale_rows", in: .elementwise, groups: rows, preferredLocal: Self.channelReductionLocalSize,
+        launchGroups("rescale_rows", in: .pointwise, groups: rows, preferredLocal: Self.channelReductionLocalSize,
                      [.buffer(x), .buffer(norms ?? x), .u32(rowSize), .f32(target), .u32(mode == .atMost ? 1 : 0),
                       .u32(norms == nil ? 0 : 1), .localScratch])
     }
@@ -108,7 +108,7 @@ extension OpenCLBackend {
         let count = rows * rowSize
         guard count > 0, ready("scaleRows", sizes: [count], .floats(x, count, "x"), .floats(factors, rows, "factors"))
         else { return }
-        launchElementwise("scale_rows", in: .elementwise, count: count,
+        launchElementwise("scale_rows", in: .pointwise, count: count,
                           [.buffer(x), .buffer(factors), .u32(rowSize), .u32(count)])
     }
 
@@ -118,7 +118,7 @@ extension OpenCLBackend {
         guard rows > 0, spatial > 0,
               ready("globalAveragePoolForward", sizes: [rows * spatial], .floats(x, rows * spatial, "x"),
                     .floats(y, rows, "y")) else { return }
-        launchGroups("global_average_pool_forward", in: .elementwise, groups: rows,
+        launchGroups("global_average_pool_forward", in: .pointwise, groups: rows,
                      preferredLocal: Self.rowReductionLocalSize,
                      [.buffer(x), .buffer(y), .u32(spatial), .f32(1 / Float(spatial)), .localScratch])
     }
@@ -128,7 +128,7 @@ extension OpenCLBackend {
         let count = rows * spatial
         guard count > 0, ready("globalAveragePoolBackward", sizes: [count], .floats(gradY, rows, "gradY"),
                                .floats(gradX, count, "gradX")) else { return }
-        launchElementwise("global_average_pool_backward", in: .elementwise, count: count,
+        launchElementwise("global_average_pool_backward", in: .pointwise, count: count,
                           [.buffer(gradY), .buffer(gradX), .u32(spatial), .f32(1 / Float(spatial)), .u32(count),
                            .u32(accumulate ? 1 : 0)])
     }

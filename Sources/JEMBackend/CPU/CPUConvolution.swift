@@ -1,6 +1,7 @@
 import CBLAS
 import CJEMKernels
 import Dispatch
+import JEMSupport
 
 /// The CPU backend's convolutions.
 ///
@@ -267,7 +268,7 @@ extension CPUBackend {
     /// returns how many threads ran. OpenBLAS itself runs single-threaded (see init).
     @discardableResult
     func parallelImages(_ count: Int, _ body: (Int, Range<Int>) -> Void) -> Int {
-        let threads = min(CPUThreads.count, max(count, 1))
+        let threads = min(Parallel.threads, max(count, 1))
         withoutActuallyEscaping(body) { body in
             let box = UnsafeSendable(body)
             DispatchQueue.concurrentPerform(iterations: threads) { t in
@@ -289,7 +290,7 @@ extension CPUBackend {
     /// static split of `parallelImages` instead.
     func parallelBlocks(_ count: Int, block: Int, _ body: (Int, Range<Int>) -> Void) {
         let block = max(1, block), blocks = (count + block - 1) / block
-        let threads = min(CPUThreads.count, blocks)
+        let threads = min(Parallel.threads, blocks)
         guard threads > 1 else {
             for b in 0..<blocks { body(0, b * block ..< min(count, (b + 1) * block)) }
             return

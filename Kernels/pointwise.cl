@@ -4,9 +4,7 @@
 // Formulas follow CPUBackend term by term; FP_CONTRACT OFF keeps a*b+c from being fused.
 #pragma OPENCL FP_CONTRACT OFF
 
-// Swift's generic min/max (`y < x ? y : x`, `y >= x ? y : x`), so NaN behaves as on the CPU.
-inline float swift_min(float x, float y) { return y < x ? y : x; }
-inline float swift_max(float x, float y) { return y >= x ? y : x; }
+#include "common.cl"
 
 inline float sigmoid(float v) { return 1.0f / (1.0f + exp(-v)); }
 

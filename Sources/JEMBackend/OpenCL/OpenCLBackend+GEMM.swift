@@ -30,7 +30,7 @@ extension OpenCLBackend {
         if k == 0 {
             // C = beta * C: CLBlast refuses k == 0, BLAS defines it.
             for i in 0..<batch.count {
-                launchElementwise("scale_matrix", in: .elementwise, count: m * n,
+                launchElementwise("scale_matrix", in: .pointwise, count: m * n,
                                   [.buffer(c), .u32(cOffset + i * batch.strideC), .u32(m), .u32(n), .u32(ldc), .f32(beta)])
             }
             return

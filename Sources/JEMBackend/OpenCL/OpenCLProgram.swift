@@ -18,7 +18,7 @@ public final class OpenCLProgram {
 
 /// The kernel files of `Kernels/`, each built into one program on first use.
 enum KernelFile: String, CaseIterable {
-    case conv, elementwise, logsumexp, sgld, adam, reduce, philox
+    case convolution, pointwise, loss, sampling, optimizers, reductions, random
 }
 
 /// Where a built program came from.
@@ -115,7 +115,7 @@ extension OpenCLBackend {
                 + "#include files is missing)")
         }
         // The conv GEMM's tile is chosen per device (part of the source, so of the cache key too).
-        if file == .conv { source = convGemmTile.defines + source }
+        if file == .convolution { source = convGemmTile.defines + source }
         let key = OpenCLProgramCache.key(device: device, buildOptions: buildOptions, source: source)
         if let stored = programCache.load(name: name, key: key), let built = buildProgram(binary: stored, name: name) {
             programs[file] = built

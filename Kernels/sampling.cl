@@ -6,10 +6,8 @@
 // of stream (seed, stream) is lane i%4 of Philox block i/4. The per-element kernels here run one
 // work-item per block of 4 elements, so each block is computed once.
 #pragma OPENCL FP_CONTRACT OFF
-#include "philox.cl"
-
-inline float swift_min(float x, float y) { return y < x ? y : x; }
-inline float swift_max(float x, float y) { return y >= x ? y : x; }
+#include "common.cl"
+#include "random.cl"
 
 inline float lane_of(float4 v, uint lane) {
     return lane == 0 ? v.x : lane == 1 ? v.y : lane == 2 ? v.z : v.w;

@@ -1,6 +1,6 @@
 import COpenCL
 
-/// Sums to one scalar (Kernels/reduce.cl): each work-group reduces a grid-strided share of the
+/// Sums to one scalar (Kernels/reductions.cl): each work-group reduces a grid-strided share of the
 /// input in local memory and writes one partial; only the partials (at most `maxGroups` floats)
 /// come back, and the host adds them in double.
 extension OpenCLBackend {
@@ -21,12 +21,12 @@ extension OpenCLBackend {
             try throwIfFailed()
             return 0
         }
-        let local = try kernel(name, in: .reduce).localSize(preferred: Self.channelReductionLocalSize)
+        let local = try kernel(name, in: .reductions).localSize(preferred: Self.channelReductionLocalSize)
         // Enough groups to fill a GPU, few enough that the partials are a tiny download; on small
         // inputs every work-item still gets several elements.
         let groups = Swift.max(1, Swift.min(Self.maxReductionGroups, count / (local * 4)))
         let partial = try partials.reserve(groups, using: self)
-        launch(name, in: .reduce, global: [groups * local], local: [local],
+        launch(name, in: .reductions, global: [groups * local], local: [local],
                [.buffer(x), .u32(count), .buffer(partial), .localScratch])
         let values = try download(partial, offset: 0, count: groups)
         return Float(values.reduce(0.0) { $0 + Double($1) })

@@ -1,6 +1,7 @@
 import CBLAS
 import CJEMKernels
 import Foundation
+import JEMSupport
 
 /// Host memory for `CPUBackend`: 64-byte aligned, freed with the buffer.
 public final class CPUBuffer: DeviceBuffer, @unchecked Sendable {
@@ -27,7 +28,7 @@ public final class CPUBackend: Backend {
 
     /// Per-thread convolution scratch (im2col columns, partial weight gradients, Winograd
     /// tiles), grown on demand and reused: no allocation per op.
-    let threadScratch = (0..<CPUThreads.count).map { _ in ConvolutionScratch() }
+    let threadScratch = (0..<Parallel.threads).map { _ in ConvolutionScratch() }
     /// The Winograd-transformed filter of the current conv call.
     let winogradFilter = Scratch()
 
@@ -47,7 +48,7 @@ public final class CPUBackend: Backend {
     public init(winograd: Bool = true, fuseActivations: Bool = true) {
         usesWinograd = winograd
         fusesActivations = fuseActivations
-        let threads = CPUThreads.count
+        let threads = Parallel.threads
         // Parallelism is ours (images over cores); each GEMM runs single-threaded inside it.
         openblas_set_num_threads(1)
         let core = openblas_get_corename().map { String(cString: $0) } ?? "unknown"
@@ -124,8 +125,8 @@ public final class CPUBackend: Backend {
         let pa = f(a), pb = f(b), pc = f(c)
         // Large standalone GEMMs use every core; the convolutions call OpenBLAS single-threaded
         // from their own threads, so the default stays 1.
-        let threaded = m * n * k >= 1 << 21 && CPUThreads.count > 1
-        if threaded { openblas_set_num_threads(Int32(CPUThreads.count)) }
+        let threaded = m * n * k >= 1 << 21 && Parallel.threads > 1
+        if threaded { openblas_set_num_threads(Int32(Parallel.threads)) }
         defer { if threaded { openblas_set_num_threads(1) } }
         for i in 0..<batch.count {
             cblas_sgemm(CblasRowMajor, transposeA ? CblasTrans : CblasNoTrans,
@@ -138,7 +139,7 @@ public final class CPUBackend: Backend {
 
     public func addBias(_ y: DeviceBuffer, bias: DeviceBuffer, outer: Int, channels: Int, inner: Int) {
         let py = UnsafeSendable(f(y)), pb = UnsafeSendable(f(bias))
-        parallelChunks(outer * channels, grain: max(1, 16_384 / max(inner, 1))) { rows in
+        Parallel.forEachChunk(outer * channels, minimumPerChunk: max(1, 16_384 / max(inner, 1))) { rows in
             for row in rows {
                 let value = pb.value[row % channels]
                 let base = py.value + row * inner
@@ -150,7 +151,7 @@ public final class CPUBackend: Backend {
     public func biasGradient(_ gradY: DeviceBuffer, outer: Int, channels: Int, inner: Int,
                              gradBias: DeviceBuffer, accumulate: Bool) {
         let pg = UnsafeSendable(f(gradY)), pb = UnsafeSendable(f(gradBias))
-        parallelChunks(channels, grain: max(1, 16_384 / max(outer * inner, 1))) { range in
+        Parallel.forEachChunk(channels, minimumPerChunk: max(1, 16_384 / max(outer * inner, 1))) { range in
             for c in range {
                 var total: Float = 0
                 for o in 0..<outer {
@@ -170,11 +171,11 @@ public final class CPUBackend: Backend {
         let px = UnsafeSendable(f(x)), py = UnsafeSendable(f(y))
         switch activation {
         case .leakyReLU(let slope):
-            parallelChunks(count) { r in
+            Parallel.forEachChunk(count) { r in
                 jem_leaky_relu_forward(px.value + r.lowerBound, py.value + r.lowerBound, r.count, slope)
             }
         case .swish:
-            parallelChunks(count) { r in for i in r { let v = px.value[i]; py.value[i] = v / (1 + Foundation.exp(-v)) } }
+            Parallel.forEachChunk(count) { r in for i in r { let v = px.value[i]; py.value[i] = v / (1 + Foundation.exp(-v)) } }
         }
     }
 
@@ -183,12 +184,12 @@ public final class CPUBackend: Backend {
         let px = UnsafeSendable(f(x)), pg = UnsafeSendable(f(gradY)), pd = UnsafeSendable(f(gradX))
         switch activation {
         case .leakyReLU(let slope):
-            parallelChunks(count) { r in
+            Parallel.forEachChunk(count) { r in
                 jem_leaky_relu_backward(px.value + r.lowerBound, pg.value + r.lowerBound, pd.value + r.lowerBound,
                                         r.count, slope, accumulate ? 1 : 0)
             }
         case .swish:
-            parallelChunks(count) { r in for i in r {
+            Parallel.forEachChunk(count) { r in for i in r {
                 let v = px.value[i], sig = 1 / (1 + Foundation.exp(-v))
                 let g = pg.value[i] * (sig + v * sig * (1 - sig))
                 pd.value[i] = accumulate ? pd.value[i] + g : g
@@ -198,14 +199,14 @@ public final class CPUBackend: Backend {
 
     public func axpby(alpha: Float, x: DeviceBuffer, beta: Float, y: DeviceBuffer, count: Int) {
         let px = UnsafeSendable(f(x)), py = UnsafeSendable(f(y))
-        parallelChunks(count) { r in
+        Parallel.forEachChunk(count) { r in
             jem_axpby(alpha, px.value + r.lowerBound, beta, py.value + r.lowerBound, r.count)
         }
     }
 
     public func scale(_ x: DeviceBuffer, by alpha: Float, count: Int) {
         let px = UnsafeSendable(f(x))
-        parallelChunks(count) { r in for i in r { px.value[i] *= alpha } }
+        Parallel.forEachChunk(count) { r in for i in r { px.value[i] *= alpha } }
     }
 
     public func fill(_ x: DeviceBuffer, value: Float, offset: Int, count: Int) {
@@ -215,12 +216,12 @@ public final class CPUBackend: Backend {
 
     public func clamp(_ x: DeviceBuffer, low: Float, high: Float, count: Int) {
         let px = UnsafeSendable(f(x))
-        parallelChunks(count) { r in for i in r { px.value[i] = Swift.min(Swift.max(px.value[i], low), high) } }
+        Parallel.forEachChunk(count) { r in for i in r { px.value[i] = Swift.min(Swift.max(px.value[i], low), high) } }
     }
 
     public func sign(_ x: DeviceBuffer, y: DeviceBuffer, count: Int) {
         let px = UnsafeSendable(f(x)), py = UnsafeSendable(f(y))
-        parallelChunks(count) { r in for i in r {
+        Parallel.forEachChunk(count) { r in for i in r {
             let v = px.value[i]
             py.value[i] = v > 0 ? 1 : (v < 0 ? -1 : v)
         } }
@@ -231,7 +232,7 @@ public final class CPUBackend: Backend {
     public func rescaleRows(_ x: DeviceBuffer, rows: Int, rowSize: Int, toNorm target: Float, mode: RowRescale,
                             norms: DeviceBuffer?) {
         let px = UnsafeSendable(f(x)), pn = UnsafeSendable(norms.map { f($0) })
-        parallelChunks(rows, grain: max(1, 16_384 / max(rowSize, 1))) { range in
+        Parallel.forEachChunk(rows, minimumPerChunk: max(1, 16_384 / max(rowSize, 1))) { range in
             for r in range {
                 let row = px.value + r * rowSize
                 var s: Float = 0
@@ -248,7 +249,7 @@ public final class CPUBackend: Backend {
 
     public func scaleRows(_ x: DeviceBuffer, by factors: DeviceBuffer, rows: Int, rowSize: Int) {
         let px = UnsafeSendable(f(x)), pf = UnsafeSendable(f(factors))
-        parallelChunks(rows, grain: max(1, 16_384 / max(rowSize, 1))) { range in
+        Parallel.forEachChunk(rows, minimumPerChunk: max(1, 16_384 / max(rowSize, 1))) { range in
             for r in range {
                 let row = px.value + r * rowSize, factor = pf.value[r]
                 for j in 0..<rowSize { row[j] *= factor }
@@ -261,7 +262,7 @@ public final class CPUBackend: Backend {
     public func globalAveragePoolForward(x: DeviceBuffer, y: DeviceBuffer, rows: Int, spatial: Int) {
         let px = UnsafeSendable(f(x)), py = UnsafeSendable(f(y))
         let inverse = 1 / Float(spatial)
-        parallelChunks(rows, grain: max(1, 16_384 / max(spatial, 1))) { range in
+        Parallel.forEachChunk(rows, minimumPerChunk: max(1, 16_384 / max(spatial, 1))) { range in
             for r in range {
                 var s: Float = 0
                 let base = px.value + r * spatial
@@ -275,7 +276,7 @@ public final class CPUBackend: Backend {
                                           accumulate: Bool) {
         let pg = UnsafeSendable(f(gradY)), pd = UnsafeSendable(f(gradX))
         let inverse = 1 / Float(spatial)
-        parallelChunks(rows, grain: max(1, 16_384 / max(spatial, 1))) { range in
+        Parallel.forEachChunk(rows, minimumPerChunk: max(1, 16_384 / max(spatial, 1))) { range in
             for r in range {
                 let g = pg.value[r] * inverse
                 let base = pd.value + r * spatial
@@ -304,7 +305,7 @@ public final class CPUBackend: Backend {
 
     public func logSumExpRows(_ x: DeviceBuffer, rows: Int, cols: Int, out: DeviceBuffer) {
         let px = UnsafeSendable(f(x)), po = UnsafeSendable(f(out))
-        parallelChunks(rows, grain: max(1, 4096 / max(cols, 1))) { range in
+        Parallel.forEachChunk(rows, minimumPerChunk: max(1, 4096 / max(cols, 1))) { range in
             for r in range { po.value[r] = Self.logSumExp(px.value + r * cols, cols) }
         }
     }
@@ -313,7 +314,7 @@ public final class CPUBackend: Backend {
                                   cols: Int, gradX: DeviceBuffer, accumulate: Bool) {
         _ = lse  // the row statistics are recomputed (see below); `lse` is part of the protocol for GPUs
         let px = UnsafeSendable(f(x)), pg = UnsafeSendable(f(gradOut)), pd = UnsafeSendable(f(gradX))
-        parallelChunks(rows, grain: max(1, 4096 / max(cols, 1))) { range in
+        Parallel.forEachChunk(rows, minimumPerChunk: max(1, 4096 / max(cols, 1))) { range in
             for r in range {
                 let g = pg.value[r], row = px.value + r * cols, d = pd.value + r * cols
                 // softmax = exp(x - max) / sum, recomputed from the row: exp(x - lse) would lose
@@ -334,7 +335,7 @@ public final class CPUBackend: Backend {
     public func softmaxCrossEntropyForward(_ logits: DeviceBuffer, labels: DeviceBuffer, rows: Int, cols: Int,
                                            losses: DeviceBuffer) {
         let px = UnsafeSendable(f(logits)), py = UnsafeSendable(i32(labels)), po = UnsafeSendable(f(losses))
-        parallelChunks(rows, grain: max(1, 4096 / max(cols, 1))) { range in
+        Parallel.forEachChunk(rows, minimumPerChunk: max(1, 4096 / max(cols, 1))) { range in
             for r in range {
                 let row = px.value + r * cols
                 let label = Int(py.value[r])
@@ -347,7 +348,7 @@ public final class CPUBackend: Backend {
     public func softmaxCrossEntropyBackward(_ logits: DeviceBuffer, labels: DeviceBuffer, rows: Int, cols: Int,
                                             scale: Float, gradLogits: DeviceBuffer, accumulate: Bool) {
         let px = UnsafeSendable(f(logits)), py = UnsafeSendable(i32(labels)), pd = UnsafeSendable(f(gradLogits))
-        parallelChunks(rows, grain: max(1, 4096 / max(cols, 1))) { range in
+        Parallel.forEachChunk(rows, minimumPerChunk: max(1, 4096 / max(cols, 1))) { range in
             for r in range {
                 let row = px.value + r * cols, d = pd.value + r * cols
                 let l = Self.logSumExp(row, cols), label = Int(py.value[r])
@@ -364,7 +365,7 @@ public final class CPUBackend: Backend {
     /// Runs `body(block, firstElement)` for every Philox block (4 elements) overlapping 0..<count.
     @inline(__always)
     private func philoxBlocks(_ count: Int, _ body: (Int) -> Void) {
-        parallelChunks((count + 3) / 4, grain: 2048) { blocks in for b in blocks { body(b) } }
+        Parallel.forEachChunk((count + 3) / 4, minimumPerChunk: 2048) { blocks in for b in blocks { body(b) } }
     }
 
     public func sgldUpdate(x: DeviceBuffer, grad: DeviceBuffer, count: Int, stepSize: Float, noiseStd: Float,
@@ -406,7 +407,7 @@ public final class CPUBackend: Backend {
         let ps = UnsafeSendable(f(source)), pi = UnsafeSendable(i32(indices)), po = UnsafeSendable(f(out))
         let pr = UnsafeSendable(reinit.map { i32($0) })
         let sourceRows = source.count / max(rowSize, 1)
-        parallelChunks(rows, grain: max(1, 16_384 / max(rowSize, 1))) { range in
+        Parallel.forEachChunk(rows, minimumPerChunk: max(1, 16_384 / max(rowSize, 1))) { range in
             for r in range {
                 let dst = po.value + r * rowSize
                 if let flags = pr.value, flags[r] != 0 {
@@ -427,7 +428,7 @@ public final class CPUBackend: Backend {
                             destination: DeviceBuffer) {
         let ps = UnsafeSendable(f(source)), pi = UnsafeSendable(i32(indices)), pd = UnsafeSendable(f(destination))
         let destinationRows = destination.count / max(rowSize, 1)
-        parallelChunks(rows, grain: max(1, 16_384 / max(rowSize, 1))) { range in
+        Parallel.forEachChunk(rows, minimumPerChunk: max(1, 16_384 / max(rowSize, 1))) { range in
             for r in range {
                 let index = Int(pi.value[r])
                 if index < 0 { continue }
@@ -442,7 +443,7 @@ public final class CPUBackend: Backend {
         let p = UnsafeSendable(f(parameters)), g = UnsafeSendable(f(gradients))
         let m = UnsafeSendable(f(firstMoment)), v = UnsafeSendable(f(secondMoment))
         let c = AdamCoefficients(hyper, step: step)
-        parallelChunks(count) { r in for i in r {
+        Parallel.forEachChunk(count) { r in for i in r {
             let grad = g.value[i] + hyper.weightDecay * p.value[i]
             let mi = hyper.beta1 * m.value[i] + (1 - hyper.beta1) * grad
             let vi = hyper.beta2 * v.value[i] + (1 - hyper.beta2) * grad * grad
@@ -455,7 +456,7 @@ public final class CPUBackend: Backend {
     public func sgdMomentumUpdate(parameters: DeviceBuffer, gradients: DeviceBuffer, momentumBuffer: DeviceBuffer,
                                   count: Int, learningRate: Float, momentum: Float, weightDecay: Float) {
         let p = UnsafeSendable(f(parameters)), g = UnsafeSendable(f(gradients)), b = UnsafeSendable(f(momentumBuffer))
-        parallelChunks(count) { r in for i in r {
+        Parallel.forEachChunk(count) { r in for i in r {
             let buf = momentum * b.value[i] + g.value[i] + weightDecay * p.value[i]
             b.value[i] = buf
             p.value[i] -= learningRate * buf

@@ -1,13 +1,13 @@
 import Foundation
 
-/// Philox4x32-10 counter-based generator, bit-identical to Kernels/philox.cl.
+/// Philox4x32-10 counter-based generator, bit-identical to Kernels/random.cl.
 ///
 /// A stream of numbers is named by `(seed, stream)`; element `i` comes from the block with counter
 /// `(i/4 low, i/4 high, stream low, stream high)`, key `(seed low, seed high)`, lane `i%4`. No state:
 /// the CPU and OpenCL backends draw the same numbers for the same address, in any order.
 public enum Philox {
-    static let m0: UInt32 = 0xD251_1F53, m1: UInt32 = 0xCD9E_8D57
-    static let w0: UInt32 = 0x9E37_79B9, w1: UInt32 = 0xBB67_AE85
+    public static let m0: UInt32 = 0xD251_1F53, m1: UInt32 = 0xCD9E_8D57
+    public static let w0: UInt32 = 0x9E37_79B9, w1: UInt32 = 0xBB67_AE85
 
     /// One Philox4x32 block with 10 rounds.
     @inline(__always)
@@ -60,7 +60,7 @@ public enum Philox {
     }
 
     @inline(__always)
-    static func lane<T>(_ v: (T, T, T, T), _ i: Int) -> T {
+    public static func lane<T>(_ v: (T, T, T, T), _ i: Int) -> T {
         switch i & 3 { case 0: return v.0; case 1: return v.1; case 2: return v.2; default: return v.3 }
     }
 
