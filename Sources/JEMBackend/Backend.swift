@@ -1,3 +1,4 @@
+import Foundation
 /// The op-level interface every compute engine implements: the operations one JEM iteration
 /// needs, each with its backward, on float32 data that stays where the backend keeps it.
 ///
@@ -68,11 +69,9 @@ public protocol Backend: AnyObject {
     //
     // The same results as activationForward / activationBackward around the plain convolution
     // (which is what the default implementations below do, using `scratch`, inputCount floats).
-    // A backend that applies the activation on the fly leaves `scratch` alone and says so with
-    // `fusesConvInputActivation`; models call these only then, and the separate ops otherwise.
+    // A backend may instead apply the activation on the fly (the CPU backend does); models always
+    // call these, so how to fuse is the backend's decision alone.
 
-    /// Whether the three methods below run without writing activation(input) to memory.
-    var fusesConvInputActivation: Bool { get }
     /// output = conv(activation(input), weight) + bias. `scratch` may be overwritten.
     func conv2dForward(_ shape: Conv2DShape, input: DeviceBuffer, activation: Activation, scratch: DeviceBuffer,
                        weight: DeviceBuffer, bias: DeviceBuffer?, output: DeviceBuffer)
@@ -316,6 +315,20 @@ public struct AdamHyperparameters: Sendable, Equatable {
     }
 }
 
+/// Adam's bias-corrected step, computed exactly as PyTorch does (in float64, then rounded).
+struct AdamCoefficients {
+    let stepSize: Float
+    let sqrtBiasCorrection2: Float
+
+    init(_ hyper: AdamHyperparameters, step: Int) {
+        precondition(step >= 1, "Adam steps count from 1")
+        let correction1 = 1 - pow(Double(hyper.beta1), Double(step))
+        let correction2 = 1 - pow(Double(hyper.beta2), Double(step))
+        stepSize = Float(Double(hyper.learningRate) / correction1)
+        sqrtBiasCorrection2 = Float(correction2.squareRoot())
+    }
+}
+
 /// Convenience overloads with the common defaults.
 extension Backend {
     public func makeBuffer(count: Int) throws -> DeviceBuffer { try makeBuffer(count: count, type: .float32) }
@@ -355,8 +368,6 @@ extension Backend {
 /// Convolutions of an activated input as separate ops: the default of every backend that does
 /// not fuse them (the OpenCL backend), and the CPU backend's fallback for what it does not fuse.
 extension Backend {
-    public var fusesConvInputActivation: Bool { false }
-
     public func conv2dForward(_ shape: Conv2DShape, input: DeviceBuffer, activation: Activation, scratch: DeviceBuffer,
                               weight: DeviceBuffer, bias: DeviceBuffer?, output: DeviceBuffer) {
         composedConv2dForward(shape, input: input, activation: activation, scratch: scratch, weight: weight, bias: bias,

@@ -10,36 +10,10 @@ public enum ReferenceChecks {
          [0xd16c_fe09, 0x94fd_cceb, 0x5001_e420, 0x2412_6ea1]),
     ]
 
-    /// The naive 7-loop NCHW convolution (float64 accumulation): ground truth for im2col + GEMM.
-    public static func naiveConvolution(_ s: Conv2DShape, input x: [Float], weight w: [Float], bias: [Float]?) -> [Float] {
-        var y = [Float](repeating: 0, count: s.outputCount)
-        let oh = s.outHeight, ow = s.outWidth, k = s.kernel
-        for n in 0..<s.batch {
-            for o in 0..<s.outChannels {
-                for oy in 0..<oh {
-                    for ox in 0..<ow {
-                        var acc = Double(bias?[o] ?? 0)
-                        for c in 0..<s.inChannels {
-                            for ky in 0..<k {
-                                for kx in 0..<k {
-                                    let iy = oy * s.stride - s.padding + ky, ix = ox * s.stride - s.padding + kx
-                                    if iy < 0 || iy >= s.height || ix < 0 || ix >= s.width { continue }
-                                    acc += Double(x[((n * s.inChannels + c) * s.height + iy) * s.width + ix])
-                                        * Double(w[((o * s.inChannels + c) * k + ky) * k + kx])
-                                }
-                            }
-                        }
-                        y[((n * s.outChannels + o) * oh + oy) * ow + ox] = Float(acc)
-                    }
-                }
-            }
-        }
-        return y
-    }
-
     /// Philox known answers on the host implementation, and `backend`'s convolution against the
     /// naive loops on odd shapes. Returns one result per check.
-    public static func run(on backend: any Backend) throws -> [ParityResult] {
+    public static func run(on backend: any Backend,
+                           injectNaNInto: String? = FaultInjection.environmentTarget) throws -> [ParityResult] {
         var results: [ParityResult] = []
         let philoxOK = philoxKnownAnswers.allSatisfy { kat in
             let r = Philox.block(counter: kat.counter, key: kat.key)
@@ -59,9 +33,10 @@ public enum ReferenceChecks {
             let out = try backend.makeBuffer(count: s.outputCount)
             backend.conv2dForward(s, input: try backend.makeBuffer(x), weight: try backend.makeBuffer(w),
                                   bias: try backend.makeBuffer(b), output: out)
-            let got = try backend.download(out), want = naiveConvolution(s, input: x, weight: w, bias: b)
-            let scale = max(want.reduce(0) { max($0, abs($1)) }, 1e-30)
-            let error = Double(zip(got, want).reduce(0) { max($0, abs($1.0 - $1.1)) } / scale)
+            let got = FaultInjection.apply(try backend.download(out), check: "conv forward vs naive loops",
+                                           target: injectNaNInto)
+            let want = NaiveConvolution.forward(s, input: x, weight: w, bias: b)
+            let error = Comparison(candidate: got, reference: want).maxRelativeError
             results.append(ParityResult(name: "conv forward vs naive loops", maxRelativeError: error, tolerance: 1e-5,
                                         passed: error <= 1e-5, detail: s.description))
         }

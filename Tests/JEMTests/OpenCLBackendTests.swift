@@ -41,16 +41,13 @@ final class OpenCLBackendTests: XCTestCase {
 
     func testBuffersParity() throws { try assertParity(.buffers) }
     func testGEMMParity() throws { try assertParity(.gemm) }
-    func testBiasParity() throws { try assertParity(.bias) }
     func testConvolutionParity() throws { try assertParity(.convolution) }
-    func testActivationParity() throws { try assertParity(.activations) }
     func testPointwiseParity() throws { try assertParity(.pointwise) }
-    func testPoolingParity() throws { try assertParity(.pooling) }
     func testLossParity() throws { try assertParity(.loss) }
     func testSamplingParity() throws { try assertParity(.sampling) }
     func testOptimizerParity() throws { try assertParity(.optimizers) }
     func testReductionParity() throws { try assertParity(.reductions) }
-    func testPhiloxParity() throws { try assertParity(.philox) }
+    func testRandomParity() throws { try assertParity(.random) }
 
     /// The convolutions again with a tiny workspace limit, so every batch runs image by image
     /// through the chunked path (beta = 1 accumulation of the filter gradient across chunks).

@@ -49,6 +49,8 @@ public final class JEMTrainer {
 
     let realBatch: DeviceBuffer
     let labelBuffer: DeviceBuffer
+    /// f(x) and its parameter gradients for the p(x) term (no input gradient needed).
+    let energy: EnergyGradient
     let energies: DeviceBuffer
     let rowGrad: DeviceBuffer
     let gradLogits: DeviceBuffer
@@ -85,6 +87,7 @@ public final class JEMTrainer {
         }
         realBatch = try backend.makeBuffer(count: batch * spec.inputCount)
         labelBuffer = try backend.makeBuffer(count: batch, type: .int32)
+        energy = try EnergyGradient(net: net, inputGradient: false)
         energies = try backend.makeBuffer(count: batch)
         rowGrad = try backend.makeBuffer(count: batch)
         gradLogits = try backend.makeBuffer(count: batch * spec.classCount)
@@ -186,18 +189,15 @@ public final class JEMTrainer {
 
     /// Forward + full backward of `weight * mean f(x) + l2 * mean f(x)^2` for one batch; returns f(x).
     private func energyPass(input: DeviceBuffer, weight: Float, l2: Float) throws -> [Float] {
-        let b = config.batchSize, k = net.spec.classCount
-        let logits = net.forward(input, batch: b)
-        backend.logSumExpRows(logits, rows: b, cols: k, out: energies)
+        let b = config.batchSize
+        let logits = energy.forward(input, batch: b)
         // d/df_r = weight/B + 2 l2 f_r / B, computed on the device.
         backend.fill(rowGrad, value: weight / Float(b), offset: 0, count: b)
         if l2 > 0 {
-            backend.axpby(alpha: 2 * l2 / Float(b), x: energies, beta: 1, y: rowGrad, count: b)
+            backend.axpby(alpha: 2 * l2 / Float(b), x: energy.energies, beta: 1, y: rowGrad, count: b)
         }
-        backend.logSumExpBackward(logits, lse: energies, gradOut: rowGrad, rows: b, cols: k, gradX: gradLogits,
-                                  accumulate: false)
-        net.backward(gradLogits: gradLogits, batch: b, gradInput: nil, mode: .full)
-        return try backend.download(energies, offset: 0, count: b)
+        energy.backward(logits, batch: b, rowWeights: rowGrad, mode: .full)
+        return try backend.download(energy.energies, offset: 0, count: b)
     }
 
     /// gradLogits += scale * one-hot(labels), as softmax - (softmax - one-hot) on the device.

@@ -51,8 +51,6 @@ extension CPUBackend {
         }
     }
 
-    public var fusesConvInputActivation: Bool { fusesActivations }
-
     public func conv2dForward(_ s: Conv2DShape, input: DeviceBuffer, activation: Activation, scratch: DeviceBuffer,
                               weight: DeviceBuffer, bias: DeviceBuffer?, output: DeviceBuffer) {
         guard let slope = fusedSlope(activation, s) else {
