@@ -34,3 +34,10 @@ public struct ClassificationMetrics: Codable, Sendable, Equatable {
         labels.enumerated().map { r, y in argmax(logits[(r * k)..<((r + 1) * k)]) == Int(y) }
     }
 }
+
+/// log(sum(exp(row))) in double precision, max subtracted first: -inf for a row of -inf.
+func logSumExp(_ row: ArraySlice<Float>) -> Double {
+    let m = Double(row.max() ?? -.infinity)
+    if !m.isFinite { return m }
+    return m + log(row.reduce(0.0) { $0 + exp(Double($1) - m) })
+}

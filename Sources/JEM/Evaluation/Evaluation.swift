@@ -180,12 +180,6 @@ public final class Evaluator {
         scorer = try Scorer(net: net)
     }
 
-    /// The Philox stream of the test noise of set `index` (0: in-distribution, 1...: the OOD
-    /// sets in order). Set 0 uses the stream the trainer's valid/test evaluation draws from, so
-    /// evaluating with the training seed and `--test-noise` reproduces its logged accuracy.
-    public static func noiseStream(set index: Int) -> UInt64 {
-        RandomStream.dataNoise.id((1 << 55) | UInt64(index == 0 ? 1 : index + 1))
-    }
 
     /// Scores every set (in-distribution first) and computes the metrics. `settings` gets the
     /// network, batch size and backend filled in. `progress` is told each set's name first.
@@ -205,7 +199,7 @@ public final class Evaluator {
         settings.backend = net.backend.kind.rawValue
         settings.device = net.backend.deviceDescription
         func noise(_ index: Int) -> TestNoise {
-            TestNoise(std: settings.testNoise, seed: settings.seed, stream: Self.noiseStream(set: index))
+            TestNoise(std: settings.testNoise, seed: settings.seed, stream: RandomStream.testNoise(set: index))
         }
         progress(inDistribution.name)
         let inScores = try scorer.score(inDistribution.images, noise: noise(0))

@@ -38,6 +38,13 @@ public enum RandomStream: UInt64, Sendable {
         RandomStream.sgldNoise.id(UInt64(iteration) << 14 | UInt64(chain) << 12 | UInt64(step))
     }
 
+    /// Test-time input noise (`--test-noise`) of evaluation set `set`: 0 the in-distribution set
+    /// (the trainer's valid/test evaluation draws from it too, so `jem-gpu eval` with the
+    /// training seed reproduces the logged accuracy), 1... the OOD sets in order.
+    public static func testNoise(set: Int) -> UInt64 {
+        RandomStream.dataNoise.id((1 << 55) | UInt64(set == 0 ? 1 : set + 1))
+    }
+
     /// Noise of one evaluation of the refined classifier (`RefinedClassifier`): `draw` (below
     /// 2^44, see `AttackDraw`) names the evaluation, `part` 0 the copy noise and 1 + k the noise
     /// of refinement step k (parts below 4096).

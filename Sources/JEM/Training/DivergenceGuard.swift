@@ -62,3 +62,9 @@ public final class DivergenceGuard {
         return state
     }
 }
+
+/// Training stopped because the divergence guard ran out of recoveries.
+public struct TrainingDiverged: Error, CustomStringConvertible {
+    public let message: String
+    public var description: String { message }
+}

@@ -141,15 +141,11 @@ public final class JEMTrainer {
             try backend.upload(data.labels, to: labelBuffer, offset: 0)
             let logits = net.forward(realBatch, batch: b)
             let host = try backend.download(logits, offset: 0, count: b * k)
-            var ce = 0.0, correct = 0, labelLogit = 0.0
-            for r in 0..<b {
-                let row = host[(r * k)..<((r + 1) * k)], y = Int(data.labels[r])
-                ce += logSumExp(row) - Double(row[row.startIndex + y])
-                labelLogit += Double(row[row.startIndex + y])
-                if row.indices.max(by: { row[$0] < row[$1] }) == row.startIndex + y { correct += 1 }
-            }
-            stats.crossEntropy = ce / Double(b)
-            stats.accuracy = Double(correct) / Double(b)
+            let metrics = ClassificationMetrics(logits: host, labels: data.labels, classCount: k)
+            stats.crossEntropy = metrics.nll
+            stats.accuracy = metrics.accuracy
+            var labelLogit = 0.0
+            for r in 0..<b { labelLogit += Double(host[r * k + Int(data.labels[r])]) }
             if config.usesPyx {
                 backend.softmaxCrossEntropyBackward(logits, labels: labelBuffer, rows: b, cols: k,
                                                     scale: config.pyxWeight / Float(b), gradLogits: gradLogits,
@@ -228,13 +224,33 @@ public final class JEMTrainer {
     }
 }
 
-func logSumExp(_ row: ArraySlice<Float>) -> Double {
-    let m = Double(row.max() ?? -.infinity)
-    if !m.isFinite { return m }
-    return m + log(row.reduce(0.0) { $0 + exp(Double($1) - m) })
-}
-
 func mean(_ values: [Float]) -> Double { values.reduce(0.0) { $0 + Double($1) } / Double(max(values.count, 1)) }
 func meanOfSquares(_ values: [Float]) -> Double {
     values.reduce(0.0) { $0 + Double($1) * Double($1) } / Double(max(values.count, 1))
+}
+
+extension JEMTrainer {
+    /// Accuracy and mean cross-entropy of the classifier on a labelled set. With `noiseStd` > 0,
+    /// N(0, noiseStd²) is added to every input first, as the official evaluation does (sigma .03);
+    /// the noise is Philox-addressed by image index, so the result is deterministic.
+    public func classify(_ set: ImageSet, noiseStd: Float = 0) throws -> (accuracy: Double, nll: Double) {
+        guard let labels = set.labels, set.count > 0 else { return (0, 0) }
+        let size = set.imageSize
+        var logits: [Float] = [], start = 0
+        var chunk = [Float](repeating: 0, count: config.batchSize * size)
+        while start < set.count {
+            let n = min(config.batchSize, set.count - start)
+            chunk.withUnsafeMutableBufferPointer { buffer in
+                set.images(Array(start..<(start + n)), into: buffer.baseAddress!)
+                if noiseStd > 0 {
+                    Augmentation.addNoise(buffer.baseAddress!, count: n * size, start: start * size, std: noiseStd,
+                                          seed: config.seed, stream: RandomStream.testNoise(set: 0))
+                }
+            }
+            logits += try self.logits(of: chunk, count: n)
+            start += n
+        }
+        let metrics = ClassificationMetrics(logits: logits, labels: labels, classCount: net.spec.classCount)
+        return (metrics.accuracy, metrics.nll)
+    }
 }
