@@ -86,6 +86,9 @@ public struct TrainingConfig: Sendable, Codable, Equatable {
         case moreSGLDSteps = "more-sgld-steps"
     }
 
+    /// The field defaults above are the decoding baseline (what a config written by an earlier
+    /// version meant by a missing key, see `init(from:)`), not a recipe: runs start from
+    /// `Presets.standard` or `Presets.paper`, which set every training field explicitly.
     public init() {}
 
     public var usesPx: Bool { mode != .baseline && pxWeight > 0 }
