@@ -4,7 +4,6 @@ import Foundation
 import Glibc
 #elseif canImport(Darwin)
 import Darwin
-import JEMBackend
 #endif
 
 /// Bounds-checked reading of a byte buffer: every read first checks that the bytes are there and

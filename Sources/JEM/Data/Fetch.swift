@@ -1,9 +1,8 @@
 import Foundation
 #if canImport(FoundationNetworking)
 import FoundationNetworking
-import JEMBackend
-import JEMSupport
 #endif
+import JEMSupport
 
 /// Downloads the official archives of the datasets `jem-gpu` reads, checks their published MD5
 /// checksums, and leaves a folder that `--data DIR` loads directly:
