@@ -103,6 +103,12 @@ public struct ReportBuilder {
         row("\(split) accuracy") { $0.accuracy }
         row("NLL (mean cross-entropy)") { $0.nll }
         row("ECE (20 bins)") { $0.ece }
+        let scaled = evaluations.contains { $0.temperature != nil }
+        if scaled {
+            row("temperature T (calibrate, valid split)") { $0.temperature }
+            row("NLL, temperature-scaled (logits / T)") { $0.nllScaled }
+            row("ECE, temperature-scaled (logits / T)") { $0.eceScaled }
+        }
         let oodNames = Self.orderedOODNames(evaluations)
         for name in oodNames {
             for score in OODScore.allCases {
@@ -115,7 +121,10 @@ public struct ReportBuilder {
         doc.append(.paragraph("Higher is better for accuracy and AUROC, lower for NLL and ECE. AUROC: in-distribution "
                               + "images are the positive class; px = LogSumExp of the logits (log p(x) up to a "
                               + "constant), py = max softmax probability, pxgrad = -‖∂ LogSumExp / ∂x‖₂; 0.5 is "
-                              + "chance, 1 perfect separation."))
+                              + "chance, 1 perfect separation. NLL and ECE are raw (the logits as they are)"
+                              + (scaled ? "; the temperature-scaled rows divide the logits by the T that `jem-gpu "
+                                 + "calibrate` fitted on the run's validation split (n/a: no temperature file)."
+                                 : "; `jem-gpu calibrate` adds temperature-scaled rows.")))
         var settings: [String] = []
         for (i, m) in models.enumerated() {
             guard let e = m.evaluation else {
