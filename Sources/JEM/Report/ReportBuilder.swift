@@ -66,6 +66,7 @@ public struct ReportBuilder {
         try addCurves(&doc)
         addCalibration(&doc)
         try addSamples(&doc)
+        try addSampleQuality(&doc)
         addRobustness(&doc)
         addSettings(&doc)
         addEvents(&doc)
