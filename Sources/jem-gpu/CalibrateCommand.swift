@@ -73,6 +73,11 @@ struct CalibrateCommand: ParsableCommand {
         do { try file.write(to: path) } catch { throw CommandFailure("--out \(error)") }
         print(String(format: "temperature %.4f on %d validation images: nll %.4f -> %.4f, ece %.4f -> %.4f",
                      fit.temperature, images.count, fit.nllBefore, fit.nllAfter, before.ece, after.ece))
+        if fit.temperature > TemperatureScaling.highest * 0.99 || fit.temperature < TemperatureScaling.lowest * 1.01 {
+            printError(String(format: "notice: T = %.4g is at the end of the search interval [%g, %g]: the validation "
+                              + "NLL keeps falling beyond it (a model near chance, or one that is always right)",
+                              fit.temperature, TemperatureScaling.lowest, TemperatureScaling.highest))
+        }
         print("wrote \(path)")
     }
 }

@@ -148,7 +148,8 @@ public struct ReportBuilder {
         } else {
             let oodRows = oodNames.map { name -> [String] in
                 let result = evaluations.lazy.compactMap { $0.ood[name] }.first
-                let what = SyntheticOOD.allCases.first { $0.name == name }.map(\.explanation) ?? "a dataset"
+                let what = SyntheticOOD.allCases.first { $0.name == name }.map(\.explanation)
+                    ?? (result?.source.hasPrefix("builtin ") == true ? "the built-in procedural digits" : "a dataset")
                 let used = models.map { $0.evaluation?.ood[name] != nil ? "yes" : "no" }
                 return ["`\(name)`", what, result?.source ?? "", result.map { "\($0.count)" } ?? ""] + used
             }
