@@ -102,8 +102,8 @@ public struct ReportBuilder {
             rows.append([name] + models.map { Self.number($0.evaluation.flatMap(value)) })
         }
         row("\(split) accuracy") { $0.accuracy }
-        row("NLL (mean cross-entropy)") { $0.nll }
-        row("ECE (20 bins)") { $0.ece }
+        row("NLL, raw (mean cross-entropy)") { $0.nll }
+        row("ECE, raw (20 bins)") { $0.ece }
         let scaled = evaluations.contains { $0.temperature != nil }
         if scaled {
             row("temperature T (calibrate, valid split)") { $0.temperature }
