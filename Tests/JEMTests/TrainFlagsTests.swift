@@ -35,7 +35,7 @@ final class TrainFlagsTests: XCTestCase {
         ("--guard-gap", "50", "guardGapLimit", 50), ("--recovery", "more-sgld-steps", "recoveryAction", "more-sgld-steps"),
         ("--snapshot-every", "11", "snapshotEvery", 11), ("--log-every", "3", "logEvery", 3),
         ("--sample-every", "0", "sampleEvery", 0), ("--final-sample-steps", "0", "finalSampleSteps", 0),
-        ("--checkpoint-every", "13", "checkpointEvery", 13),
+        ("--checkpoint-every", "13", "checkpointEvery", 13), ("--train-limit", "150", "trainLimit", 150),
     ] }
 
     func testEveryTrainFlagIsInTheTable() throws {

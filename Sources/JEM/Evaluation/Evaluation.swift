@@ -111,6 +111,18 @@ public struct EvaluationResult: Codable, Sendable, Equatable {
     public var scores: [String: ScoreSummary]
     /// Per OOD set name.
     public var ood: [String: OODResult]
+    /// Temperature scaling (`jem-gpu calibrate`), present only when a temperature file was
+    /// found beside the checkpoint: T, where it came from, and NLL/ECE of softmax(logits / T).
+    /// `nll` and `ece` above are always the raw (T = 1) numbers.
+    public var temperature: Double?
+    public var temperatureFile: String?
+    public var nllScaled: Double?
+    public var eceScaled: Double?
+
+    enum CodingKeys: String, CodingKey {
+        case settings, count, labelled, accuracy, nll, ece, calibration, scores, ood, temperature
+        case temperatureFile = "temperature_file", nllScaled = "nll_scaled", eceScaled = "ece_scaled"
+    }
 
     /// The metrics of a set of scores: pure arithmetic, so a `score` dump recomputes them exactly.
     public init(settings: EvaluationSettings, inDistribution: ExampleScores,

@@ -69,6 +69,7 @@ public final class InformativeInit: @unchecked Sendable {
     /// (the validation images held out), with the run's seed. `jem-gpu sample` refits them from a
     /// checkpoint's config this way.
     public static func fit(config: TrainingConfig, dataset: Dataset) throws -> InformativeInit {
+        let dataset = dataset.limitingTrain(to: config.trainLimit)
         let split = DataSplit(dataset.train, validCount: config.validCount, labelsPerClass: config.labelsPerClass,
                               classCount: dataset.classCount, seed: config.seed)
         return try InformativeInit(images: split.train, indices: split.labeledIndices, classCount: dataset.classCount,

@@ -65,6 +65,10 @@ public struct TrainingConfig: Sendable, Codable, Equatable {
     public var builtinTestCount: Int? = nil
     /// Held-out validation images (nil: 5000 for 50k+ training sets, else 10%).
     public var validCount: Int? = nil
+    /// Train on the first N training images only (`--train-limit`; nil: all of them). Applied
+    /// before the validation split, by the trainer, --resume and every command that reproduces
+    /// the run's split (`Dataset.limitingTrain(to:)`).
+    public var trainLimit: Int? = nil
     /// Semi-supervised: labels kept per class (nil: all).
     public var labelsPerClass: Int? = nil
     public var augmentation = Augmentation()
@@ -170,6 +174,7 @@ extension TrainingConfig {
         builtinTrainCount = try value(.builtinTrainCount, builtinTrainCount)
         builtinTestCount = try value(.builtinTestCount, builtinTestCount)
         validCount = try value(.validCount, validCount)
+        trainLimit = try value(.trainLimit, trainLimit)
         labelsPerClass = try value(.labelsPerClass, labelsPerClass)
         augmentation = try value(.augmentation, augmentation)
         testNoise = try value(.testNoise, testNoise)

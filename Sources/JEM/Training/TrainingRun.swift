@@ -45,6 +45,7 @@ public final class TrainingRun {
             throw IOError("\(outputDirectory)/checkpoints/last.safetensors: the saved settings do not fit the data (\(error))")
         }
         guard let spec = config.spec(for: dataset) else { throw ConfigError("--model/--activation: invalid") }
+        let dataset = dataset.limitingTrain(to: config.trainLimit)
         self.spec = spec
         self.config = config
         self.outputDirectory = outputDirectory
