@@ -7,7 +7,7 @@ struct DevicesCommand: ParsableCommand {
         commandName: "devices",
         abstract: "List every OpenCL platform and device with its memory and compute units.",
         discussion: """
-            The index in the first column is what --device takes (so does platform:device or a name substring). Exits with status 1 and one line of explanation when no OpenCL platform or device exists; the CPU backend works without one.
+            The index in the first column is what --device takes (so does platform:device, by index or name such as rusticl:llvmpipe, or a name substring). Exits with status 1 and one line of explanation when no OpenCL platform or device exists; the CPU backend works without one.
             """)
 
     func run() throws {
@@ -30,6 +30,8 @@ struct DevicesCommand: ParsableCommand {
         print(TextTable.render(rows))
         if !devices.contains(where: \.isGPU) {
             print("No GPU among them: --backend auto will use the CPU backend; --backend opencl uses device 0.")
+        } else if let gpu = devices.firstIndex(where: \.isGPU) {
+            print("--backend auto and --backend opencl use #\(gpu) (the first GPU) unless --device says otherwise.")
         }
     }
 }

@@ -32,7 +32,7 @@ struct BackendOptions: ParsableArguments {
     var backend: BackendChoice = .auto
 
     @Option(name: .long, help: ArgumentHelp(
-        "OpenCL device: index from `jem-gpu devices`, platform:device, or a name substring (default: first).",
+        "OpenCL device: index from `jem-gpu devices`, platform:device (indices or names), a name substring, or auto (default: the first GPU, else the first device).",
         valueName: "N|P:D|NAME"))
     var device: String?
 
