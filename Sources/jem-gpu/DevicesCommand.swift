@@ -1,4 +1,5 @@
 import ArgumentParser
+import Foundation
 import JEM
 import JEMBackend
 
@@ -10,12 +11,28 @@ struct DevicesCommand: ParsableCommand {
             The index in the first column is what --device takes (so does platform:device, by index or name such as rusticl:llvmpipe, or a name substring). Exits with status 1 and one line of explanation when no OpenCL platform or device exists; the CPU backend works without one.
             """)
 
+    @Flag(help: "Print the devices as a JSON array (for scripts) instead of a table.")
+    var json = false
+
     func run() throws {
         let devices: [OpenCLDeviceInfo]
         do {
             devices = try OpenCLRuntime.devices()
         } catch {
             throw CommandFailure("\(error)")
+        }
+        if json {
+            let auto = try? OpenCLDeviceSelection.auto.position(in: devices)
+            let list: [[String: Any]] = devices.enumerated().map { index, d in
+                ["index": index, "platform_index": d.platformIndex, "device_index": d.deviceIndex,
+                 "platform": d.platformName, "name": d.name, "vendor": d.vendor, "type": d.typeDescription,
+                 "is_gpu": d.isGPU, "device_version": d.deviceVersion, "driver_version": d.driverVersion,
+                 "compute_units": d.computeUnits, "global_memory_bytes": d.globalMemoryBytes,
+                 "max_allocation_bytes": d.maxAllocationBytes, "auto": index == auto]
+            }
+            let data = try JSONSerialization.data(withJSONObject: list, options: [.prettyPrinted, .sortedKeys])
+            print(String(decoding: data, as: UTF8.self))
+            return
         }
         let gib = 1024.0 * 1024 * 1024
         var rows = [["#", "platform:device", "type", "name", "CUs", "memory", "max alloc", "platform", "driver"]]

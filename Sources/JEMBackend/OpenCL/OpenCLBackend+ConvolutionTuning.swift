@@ -39,6 +39,16 @@ public enum ConvolutionTuningMode: String, Sendable, CaseIterable {
     }
 }
 
+extension ConvGemmTile {
+    /// The built-in (untuned) tile: `.gpu` on GPUs and on Mesa's Rusticl, whose llvmpipe device
+    /// runs work-items in SIMD lanes like a GPU (a 4 x 64 float16 tile per work-item spills there:
+    /// a wrn-10-1 conv took 1.7 s with `.cpu` and 0.54 s with `.gpu` at batch 8, measured by the
+    /// tuner), `.cpu` on the other CPU devices (PoCL, Intel's runtime).
+    static func defaultTile(for device: OpenCLDeviceInfo) -> ConvGemmTile {
+        device.isGPU || device.platformName.lowercased().contains("rusticl") ? .gpu : .cpu
+    }
+}
+
 /// The two tuned ops.
 public enum ConvTuningOp: String, Sendable, CaseIterable {
     case forward

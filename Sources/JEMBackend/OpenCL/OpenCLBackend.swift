@@ -98,7 +98,7 @@ public final class OpenCLBackend: Backend {
             options.append("-cl-fp32-correctly-rounded-divide-sqrt")
         }
         buildOptions = options.joined(separator: " ")
-        convGemmTile = entry.info.isGPU ? .gpu : .cpu
+        convGemmTile = ConvGemmTile.defaultTile(for: entry.info)
         convolutionCacheChunkBytes = entry.info.isGPU ? Int.max : 8 << 20
         filterGradientOnConvGemm = !entry.info.isGPU
         convolutionTuner = ConvolutionTuner(mode: ConvolutionTuningMode.defaultMode(isGPU: entry.info.isGPU))

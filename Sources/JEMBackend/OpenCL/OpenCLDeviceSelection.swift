@@ -56,7 +56,7 @@ public enum OpenCLDeviceSelection: Sendable, Equatable, CustomStringConvertible 
     }
 
     /// The position in `devices` this selection names, or a one-line error listing the devices.
-    func position(in devices: [OpenCLDeviceInfo]) throws -> Int {
+    public func position(in devices: [OpenCLDeviceInfo]) throws -> Int {
         let found: Int?
         switch self {
         case .firstGPU:
