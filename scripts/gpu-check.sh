@@ -18,6 +18,8 @@ swift build -c release --static-swift-stdlib --scratch-path "$SCRATCH" --product
 rm -rf "$BUNDLE"; mkdir -p "$BUNDLE"
 cp "$SCRATCH/release/jem-gpu" "$SCRATCH/release/jem-bench" "$BUNDLE/"
 cp scripts/run-gpu-check.sh "$BUNDLE/"
+# Debug info is most of the 85 MB of each binary; the GPU machine needs none of it.
+command -v strip >/dev/null && strip --strip-debug "$BUNDLE/jem-gpu" "$BUNDLE/jem-bench"
 # glibc's own libraries (and the dynamic loader) stay the target's; everything else travels.
 is_glibc() {
   case "$(basename "$1")" in
@@ -27,7 +29,9 @@ is_glibc() {
 }
 for binary in "$BUNDLE/jem-gpu" "$BUNDLE/jem-bench"; do
   ldd "$binary" | awk '/=> \// { print $3 }' | while read -r lib; do
-    is_glibc "$lib" || cp -Lu "$lib" "$BUNDLE/"
+    # Already beside the binary (found there through its RUNPATH $ORIGIN)?
+    [ "$(dirname "$(readlink -f "$lib")")" = "$(readlink -f "$BUNDLE")" ] && continue
+    is_glibc "$lib" || cp -L "$lib" "$BUNDLE/"
   done
 done
 if ldd "$BUNDLE/jem-gpu" "$BUNDLE/jem-bench" | grep -q "not found"; then
