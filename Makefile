@@ -8,12 +8,12 @@
 SHELL := /bin/bash
 SWIFT ?= swift
 APT_PACKAGES := ocl-icd-opencl-dev opencl-headers libclblast-dev libopenblas-dev pocl-opencl-icd clinfo \
-                zlib1g-dev pkg-config
+                zlib1g-dev pkg-config mesa-opencl-icd libclc-15 libllvmspirvlib15
 RELEASE_FLAGS := -c release
 TEST_FLAGS := -c release -Xswiftc -enable-testing
 BIN := .build/release/jem-gpu
 
-.PHONY: deps python-deps fashion-deps build test test-long demo compare demo-fashion bench bench-compare clean
+.PHONY: deps python-deps fashion-deps build test test-long test-portability gpu-check demo compare demo-fashion bench bench-compare clean
 
 deps:
 	@missing=""; for p in $(APT_PACKAGES); do \
@@ -42,6 +42,20 @@ test: deps python-deps
 	       if (match($$0, /[0-9]+ failures?/)) f = substr($$0, RSTART, RLENGTH) + 0; \
 	       if (match($$0, /[0-9]+ tests? skipped/)) k = substr($$0, RSTART, RLENGTH) + 0 } \
 	     END { if (n == "") exit 1; printf "%d passed, %d failed, %d skipped\n", n - f - k, f, k }' .build/test.log
+
+# The selftest and a short training run on every OpenCL device of PoCL, Mesa Rusticl (llvmpipe)
+# and Intel's OpenCL CPU runtime (PyPI intel-opencl-rt), installed here on first use, registered in
+# .build/portability/vendors (never /etc/OpenCL/vendors); one table at the end. About 10 minutes
+# on 2 cores. (Rusticl's selftest also runs in `make test`, as PortabilityTests.)
+test-portability: deps
+	$(SWIFT) build $(RELEASE_FLAGS) --product jem-gpu
+	scripts/test-portability.sh
+
+# A self-contained bundle for a GPU machine without Swift (gpu-bundle/: static-stdlib jem-gpu and
+# jem-bench, their non-glibc libraries, run-gpu-check.sh), then the check itself here, on PoCL as a
+# stand-in device (scaled down; same JSON). On the GPU machine: ./gpu-bundle/run-gpu-check.sh
+gpu-check: deps
+	scripts/gpu-check.sh --run
 
 # The long variants (fuzzing loops, kill tests) of the reliability suite.
 test-long: deps python-deps
