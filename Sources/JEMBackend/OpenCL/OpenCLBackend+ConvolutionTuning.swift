@@ -292,8 +292,10 @@ extension OpenCLBackend {
         let key = ConvolutionTuner.shapeKey(op, s)
         let candidates = tuner.candidatesOverride?(op, s)
             ?? ConvCandidate.all(for: op, isGPU: device.isGPU, defaultTile: convGemmTile)
-        let needsTuning = tuner.mode == .retune ? !tuner.tunedHere.contains(key)
-            : (tuner.mode == .onFirstUse && tuner.file?.entries[key] == nil)
+        // Once per shape and process at most: a tuning that found no valid candidate (or could not
+        // allocate its buffers) is not retried on every call.
+        let needsTuning = !tuner.tunedHere.contains(key)
+            && (tuner.mode == .retune || (tuner.mode == .onFirstUse && tuner.file?.entries[key] == nil))
         if needsTuning {
             tune(op, s, key: key, candidates: candidates)
         }
