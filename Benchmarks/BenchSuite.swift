@@ -243,19 +243,8 @@ struct BenchSuite {
         // One full JEM iteration (shared/bench's standard workload for wrn-10-2: batch 64, 3x32x32,
         // 20 SGLD steps, buffer 10000, three training passes with parameter gradients, Adam):
         // 49 forward-equivalents.
-        var config = TrainingConfig()
-        config.model = spec.name
-        config.batchSize = batch
-        config.sgldSteps = 20
-        config.bufferSize = 10000
-        config.pxDelay = 0
-        let trainer = try JEMTrainer(config: config, spec: spec, backend: backend)
-        // Two different real batches, as the official script draws them from two loaders.
-        let images = { (stream: UInt64) in
-            (0..<(batch * spec.inputCount)).map { 2 * Philox.uniform(seed: 5, stream: stream, element: $0) - 1 }
-        }
-        let data = TrainingBatch(px: images(1), labeled: images(2),
-                                 labels: (0..<batch).map { Int32($0 % spec.classCount) })
+        let workload = try JEMIterationWorkload(backend: backend, spec: spec, batch: batch, sgldSteps: 20)
+        let trainer = workload.trainer, data = workload.data
         var iteration = 0
         var traffic = TransferCounts()
         let jemName = "model/jem_iteration \(spec.name) batch \(batch) (20 SGLD steps)"
@@ -263,7 +252,7 @@ struct BenchSuite {
             // One iteration at batch 2 on both backends: the loss and the updated parameters.
             var outcomes: [[Float]] = []
             for e in [v.candidate, v.reference as any Backend] {
-                var c = config
+                var c = trainer.config
                 c.batchSize = small
                 c.bufferSize = 100
                 let t = try JEMTrainer(config: c, spec: spec, backend: e)

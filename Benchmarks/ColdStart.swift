@@ -97,21 +97,10 @@ enum ColdStart {
     {
         let start = monotonicNanoseconds()
         guard let (depth, widen) = WideResNetSpec.parse(model) else { throw BenchError("bad model \(model)") }
-        let spec = WideResNetSpec(depth: depth, widen: widen)
-        var config = TrainingConfig()
-        config.model = spec.name
-        config.batchSize = batch
-        config.sgldSteps = sgldSteps
-        config.bufferSize = 10000
-        config.pxDelay = 0
-        let trainer = try JEMTrainer(config: config, spec: spec, backend: backend)
-        let images = { (stream: UInt64) in
-            (0..<(batch * spec.inputCount)).map { 2 * Philox.uniform(seed: 5, stream: stream, element: $0) - 1 }
-        }
-        let data = TrainingBatch(px: images(1), labeled: images(2),
-                                 labels: (0..<batch).map { Int32($0 % spec.classCount) })
+        let workload = try JEMIterationWorkload(backend: backend, spec: WideResNetSpec(depth: depth, widen: widen),
+                                                batch: batch, sgldSteps: sgldSteps)
         try backend.synchronize()
-        return (trainer, data, Double(monotonicNanoseconds() - start) / 1e9)
+        return (workload.trainer, workload.data, Double(monotonicNanoseconds() - start) / 1e9)
     }
 
     /// The parent: children on one fresh cache folder: cold (every cache empty), warm (the caches
