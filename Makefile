@@ -7,7 +7,7 @@
 SHELL := /bin/bash
 SWIFT ?= swift
 APT_PACKAGES := ocl-icd-opencl-dev opencl-headers libclblast-dev libopenblas-dev pocl-opencl-icd clinfo \
-                zlib1g-dev pkg-config
+                zlib1g-dev pkg-config libopenmpi-dev openmpi-bin
 RELEASE_FLAGS := -c release
 TEST_FLAGS := -c release -Xswiftc -enable-testing
 BIN := .build/release/jem-gpu
