@@ -39,7 +39,7 @@ let package = Package(
             "JEM", "JEMDistributed", .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         .executableTarget(name: "jem-bench", dependencies: [
-            "JEM", "CBLAS", .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            "JEM", "JEMDistributed", "CBLAS", .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ], path: "Benchmarks", exclude: ["README.md", "torch"]),
         .testTarget(name: "JEMTests", dependencies: ["JEM", "CLKernels"]),
     ]

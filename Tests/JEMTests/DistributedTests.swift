@@ -19,13 +19,19 @@ final class DistributedTests: XCTestCase {
         "OMPI_ALLOW_RUN_AS_ROOT": "1",
         "OMPI_ALLOW_RUN_AS_ROOT_CONFIRM": "1",
         "OMPI_MCA_hwloc_base_binding_policy": "none",
+        // After SIGTERM/SIGINT mpirun gives the ranks this long before SIGKILL (default 1 s).
+        "OMPI_MCA_odls_base_sigkill_timeout": "60",
     ]
 
-    /// Relative tolerance (max|a-b| / max|b| per tensor) between 2 ranks and 1 process. The two
-    /// halves' gradients are summed in another order (float re-association, ~1e-7 relative), nothing
-    /// else differs; Adam then divides by sqrt(v), so in elements with a tiny second moment that
-    /// difference grows to ~1e-3 of a step of at most lr: measured 1.3e-5 after 10 iterations (CPU).
-    static let tolerance = 1e-4
+    /// Tolerances on max|a-b| / max|b| per checkpoint tensor (weights, Adam moments, replay buffer),
+    /// 2 ranks against 1 process. The ranks sum the two halves' gradients in another order (float
+    /// re-association); nothing else differs. After 3 iterations that is all one sees (measured
+    /// 6e-7 on the CPU). Over more iterations it grows: Adam divides by sqrt(v), so an element with a
+    /// tiny second moment turns a 1e-7 difference of its gradient into ~1e-3 of a step of size lr
+    /// (measured after 10 iterations: 1.3e-5 jem, 3.0e-4 baseline on the CPU, 1.7e-4 jem on PoCL).
+    /// A rank that skips the allreduce differs by ~1 (measured 0.8-1.5).
+    static let shortTolerance = 1e-5
+    static let longTolerance = 1e-3
 
     override func setUpWithError() throws {
         guard FileManager.default.isExecutableFile(atPath: CLITests.binary) else {
@@ -113,15 +119,15 @@ final class DistributedTests: XCTestCase {
         return worst
     }
 
-    func checkEquivalence(mode: String, backend: String) throws {
+    func checkEquivalence(mode: String, backend: String, iterations: Int, tolerance: Double) throws {
         let dir = try temporaryDirectory()
-        try run(0, Self.trainArguments(dir + "/one", mode: mode, backend: backend))
-        let two = try run(2, Self.trainArguments(dir + "/two", mode: mode, backend: backend))
+        try run(0, Self.trainArguments(dir + "/one", mode: mode, backend: backend, iterations: iterations))
+        let two = try run(2, Self.trainArguments(dir + "/two", mode: mode, backend: backend, iterations: iterations))
         XCTAssertTrue(two.output.contains("2 processes, 32 rows each"), two.output)
         let worst = try Self.largestDifference(dir + "/two", dir + "/one")
-        XCTAssertLessThanOrEqual(worst.relative, Self.tolerance, "\(mode)/\(backend): \(worst.name)")
-        print("DistributedTests \(mode)/\(backend): largest relative difference 2 ranks vs 1 process "
-              + "\(worst.relative) (\(worst.name))")
+        XCTAssertLessThanOrEqual(worst.relative, tolerance, "\(mode)/\(backend): \(worst.name)")
+        print("DistributedTests \(mode)/\(backend), \(iterations) iterations: largest relative difference 2 ranks "
+              + "vs 1 process \(worst.relative) (\(worst.name))")
         // Rank 0 alone wrote, with the world size in config.json, metrics and the run state.
         let config = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: dir + "/two/config.json")))
             as? [String: Any]
@@ -129,24 +135,31 @@ final class DistributedTests: XCTestCase {
         let lines = try String(contentsOfFile: dir + "/two/metrics.jsonl", encoding: .utf8).split(separator: "\n")
         let logged = lines.compactMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }
             .filter { $0["loss"] != nil }
-        XCTAssertEqual(logged.count, 2)
+        XCTAssertEqual(logged.count, (iterations + 4) / 5)
         XCTAssertEqual(logged.first?["world_size"] as? Int, 2)
         XCTAssertEqual((logged.first?["rank_seconds_per_iteration"] as? [Double])?.count, 2)
         let file = try SafetensorsFile(path: dir + "/two/checkpoints/last.safetensors")
         XCTAssertEqual(try Checkpoint.describe(file).state?.worldSize, 2)
     }
 
-    func testTwoRanksEqualOneProcessJEMOnCPU() throws { try checkEquivalence(mode: "jem", backend: "cpu") }
-    func testTwoRanksEqualOneProcessBaselineOnCPU() throws { try checkEquivalence(mode: "baseline", backend: "cpu") }
+    func testTwoRanksEqualOneProcessJEMOnCPU() throws {
+        try checkEquivalence(mode: "jem", backend: "cpu", iterations: 3, tolerance: Self.shortTolerance)
+        try checkEquivalence(mode: "jem", backend: "cpu", iterations: 10, tolerance: Self.longTolerance)
+    }
+
+    func testTwoRanksEqualOneProcessBaselineOnCPU() throws {
+        try checkEquivalence(mode: "baseline", backend: "cpu", iterations: 3, tolerance: Self.shortTolerance)
+        try checkEquivalence(mode: "baseline", backend: "cpu", iterations: 10, tolerance: Self.longTolerance)
+    }
 
     func testTwoRanksEqualOneProcessJEMOnOpenCL() throws {
         guard (try? OpenCLRuntime.devices())?.isEmpty == false else { throw XCTSkip("no OpenCL device") }
-        try checkEquivalence(mode: "jem", backend: "opencl")
+        try checkEquivalence(mode: "jem", backend: "opencl", iterations: 3, tolerance: Self.shortTolerance)
     }
 
     func testTwoRanksEqualOneProcessBaselineOnOpenCL() throws {
         guard (try? OpenCLRuntime.devices())?.isEmpty == false else { throw XCTSkip("no OpenCL device") }
-        try checkEquivalence(mode: "baseline", backend: "opencl")
+        try checkEquivalence(mode: "baseline", backend: "opencl", iterations: 3, tolerance: Self.shortTolerance)
     }
 
     /// The comparison above detects a broken allreduce: rank 0 keeping its own half of the gradient
@@ -156,7 +169,7 @@ final class DistributedTests: XCTestCase {
         try run(0, Self.trainArguments(dir + "/one", iterations: 4))
         try run(2, Self.trainArguments(dir + "/two", iterations: 4), environment: ["JEM_DEBUG_SKIP_ALLREDUCE_RANK": "0"])
         let worst = try Self.largestDifference(dir + "/two", dir + "/one")
-        XCTAssertGreaterThan(worst.relative, 100 * Self.tolerance, worst.name)
+        XCTAssertGreaterThan(worst.relative, 100 * Self.longTolerance, worst.name)
     }
 
     func testBatchNotDivisibleByRanksIsOneLineNamingBatchSize() throws {
@@ -232,25 +245,34 @@ final class DistributedTests: XCTestCase {
         }.sorted()
     }
 
-    /// SIGTERM to mpirun: the ranks agree to stop, rank 0 writes a final checkpoint, exit 0.
-    func testSigtermToMpirunWritesAFinalCheckpointAndExitsZero() throws {
-        let dir = try temporaryDirectory()
-        var arguments = Self.trainArguments(dir + "/run", iterations: 100_000)
-        arguments[arguments.firstIndex(of: "--checkpoint-every")! + 1] = "0"
-        arguments[arguments.firstIndex(of: "--log-every")! + 1] = "1"
-        let process = try start(2, arguments, log: dir + "/log")
-        let deadline = Date().addingTimeInterval(300)
-        while process.isRunning && Date() < deadline,
-              ((try? String(contentsOfFile: dir + "/run/metrics.jsonl", encoding: .utf8))?.split(separator: "\n").count ?? 0) < 3 {
-            usleep(20_000)
+    /// SIGTERM to mpirun (which passes it on to every rank) or SIGUSR1 (which it forwards): the ranks
+    /// agree to stop, rank 0 writes a final checkpoint and the "end" line, every rank exits 0. mpirun
+    /// itself exits 1 after SIGTERM/SIGINT whatever the ranks did (Open MPI's rule), 0 after SIGUSR1.
+    func testSignalsToMpirunWriteAFinalCheckpoint() throws {
+        for (signal, status) in [(SIGTERM, Int32(1)), (SIGUSR1, Int32(0))] {
+            let dir = try temporaryDirectory()
+            var arguments = Self.trainArguments(dir + "/run", iterations: 100_000)
+            arguments[arguments.firstIndex(of: "--checkpoint-every")! + 1] = "0"
+            arguments[arguments.firstIndex(of: "--log-every")! + 1] = "1"
+            arguments += ["--epochs", "1000"]
+            let process = try start(2, arguments, log: dir + "/log")
+            let deadline = Date().addingTimeInterval(300)
+            while process.isRunning && Date() < deadline,
+                  ((try? String(contentsOfFile: dir + "/run/metrics.jsonl", encoding: .utf8))?.split(separator: "\n").count ?? 0) < 3 {
+                usleep(20_000)
+            }
+            kill(process.processIdentifier, signal)
+            process.waitUntilExit()
+            let output = (try? String(contentsOfFile: dir + "/log", encoding: .utf8)) ?? ""
+            XCTAssertEqual(process.terminationStatus, status, "signal \(signal): \(output)")
+            let state = try XCTUnwrap(try Checkpoint.describe(SafetensorsFile(path: dir + "/run/checkpoints/last.safetensors")).state)
+            XCTAssertGreaterThanOrEqual(state.iteration, 3)
+            XCTAssertTrue(output.contains("stopped by signal at iteration \(state.iteration)"), output)
+            let lines = try String(contentsOfFile: dir + "/run/metrics.jsonl", encoding: .utf8).split(separator: "\n")
+            let end = try JSONSerialization.jsonObject(with: Data(lines.last!.utf8)) as? [String: Any]
+            XCTAssertEqual(end?["reason"] as? String, "stopped by signal")
+            XCTAssertFalse(output.contains("exited on signal"), output)   // no rank was killed
         }
-        kill(process.processIdentifier, SIGTERM)
-        process.waitUntilExit()
-        let output = (try? String(contentsOfFile: dir + "/log", encoding: .utf8)) ?? ""
-        XCTAssertEqual(process.terminationStatus, 0, output)
-        let state = try XCTUnwrap(try Checkpoint.describe(SafetensorsFile(path: dir + "/run/checkpoints/last.safetensors")).state)
-        XCTAssertGreaterThanOrEqual(state.iteration, 3)
-        XCTAssertTrue(output.contains("stopped by signal at iteration \(state.iteration)"), output)
     }
 
     /// eval and score under mpirun -np 2 give the numbers of one process.

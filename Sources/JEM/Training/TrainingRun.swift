@@ -141,9 +141,13 @@ public final class TrainingRun {
         stopSignal = 0
         let previousInt = signal(SIGINT) { _ in stopSignal = 1 }
         let previousTerm = signal(SIGTERM) { _ in stopSignal = 1 }
+        // Under mpirun also SIGUSR1, which mpirun forwards to every rank: SIGTERM/SIGINT to mpirun
+        // stop the run the same way, but make mpirun itself exit 1 (Open MPI's rule).
+        if communicator.isDistributed { signal(SIGUSR1) { _ in stopSignal = 1 } }
         defer {
             signal(SIGINT, previousInt)
             signal(SIGTERM, previousTerm)
+            if communicator.isDistributed { signal(SIGUSR1, SIG_DFL) }
         }
         let total = totalIterations
         let progress = ProgressReporter(total: total, label: "train", logEvery: config.logEvery,
