@@ -19,8 +19,8 @@ final class DistributedTests: XCTestCase {
         "OMPI_ALLOW_RUN_AS_ROOT": "1",
         "OMPI_ALLOW_RUN_AS_ROOT_CONFIRM": "1",
         "OMPI_MCA_hwloc_base_binding_policy": "none",
-        // After SIGTERM/SIGINT mpirun gives the ranks this long before SIGKILL (default 1 s).
-        "OMPI_MCA_odls_base_sigkill_timeout": "60",
+        // Ranks that wait for their peers yield the core (the ranks share 2 cores with each other).
+        "OMPI_MCA_mpi_yield_when_idle": "1",
     ]
 
     /// Tolerances on max|a-b| / max|b| per checkpoint tensor (weights, Adam moments, replay buffer),
@@ -255,7 +255,10 @@ final class DistributedTests: XCTestCase {
             arguments[arguments.firstIndex(of: "--checkpoint-every")! + 1] = "0"
             arguments[arguments.firstIndex(of: "--log-every")! + 1] = "1"
             arguments += ["--epochs", "1000"]
-            let process = try start(2, arguments, log: dir + "/log")
+            // After SIGTERM mpirun gives the ranks this long before SIGKILL (default 1 s: too short
+            // for an iteration and a checkpoint on a loaded machine).
+            let process = try start(2, arguments, environment: ["OMPI_MCA_odls_base_sigkill_timeout": "60"],
+                                    log: dir + "/log")
             let deadline = Date().addingTimeInterval(300)
             while process.isRunning && Date() < deadline,
                   ((try? String(contentsOfFile: dir + "/run/metrics.jsonl", encoding: .utf8))?.split(separator: "\n").count ?? 0) < 3 {
