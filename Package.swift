@@ -18,10 +18,11 @@ let package = Package(
         .systemLibrary(name: "CCLBlast", pkgConfig: "clblast", providers: [.apt(["libclblast-dev"])]),
         .systemLibrary(name: "CBLAS", pkgConfig: "openblas", providers: [.apt(["libopenblas-dev"])]),
         .systemLibrary(name: "CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
-        // Open MPI for data-parallel training (`mpirun -np N jem-gpu train`); a C shim exports its
-        // handle macros (MPI_COMM_WORLD, MPI_FLOAT, MPI_SUM, ...) as functions.
-        .systemLibrary(name: "CMPI", pkgConfig: "ompi-c", providers: [.apt(["libopenmpi-dev", "openmpi-bin"])]),
-        .target(name: "CJEMMPI", dependencies: ["CMPI"]),
+        // Open MPI for data-parallel training (`mpirun -np N jem-gpu train`): a C shim that loads
+        // libmpi.so.40 only when mpirun started the process and exports its handle macros
+        // (MPI_COMM_WORLD, MPI_FLOAT, MPI_SUM, ...) as functions. Not a pkg-config system library on
+        // purpose: that would link libmpi into every binary and load it at every start.
+        .target(name: "CJEMMPI", linkerSettings: [.linkedLibrary("dl")]),
 
         // Kernels/*.cl embedded as Swift strings, so the binary needs no Kernels/ folder at run time.
         .executableTarget(name: "kernel-embedder"),
@@ -34,7 +35,7 @@ let package = Package(
 
         .target(name: "JEM", dependencies: ["COpenCL", "CCLBlast", "CBLAS", "CZlib", "CLKernels", "CJEMKernels"]),
         // The MPI communicator behind JEM's `Communicator` protocol (the JEM library has no MPI calls).
-        .target(name: "JEMDistributed", dependencies: ["JEM", "CMPI", "CJEMMPI"]),
+        .target(name: "JEMDistributed", dependencies: ["JEM", "CJEMMPI"]),
         .executableTarget(name: "jem-gpu", dependencies: [
             "JEM", "JEMDistributed", .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),

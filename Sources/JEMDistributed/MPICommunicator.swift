@@ -1,5 +1,4 @@
 import CJEMMPI
-import CMPI
 import Foundation
 import JEM
 
@@ -11,7 +10,7 @@ public final class MPICommunicator: Communicator {
     public let localRank: Int
     public let localSize: Int
     public private(set) var statistics = CommunicatorStatistics()
-    let world: MPI_Comm
+    let world: MPI_Comm   // an opaque pointer (CJEMMPI)
 
     /// True when this process is a rank of an mpirun job.
     public static var launchedByMPI: Bool {
@@ -29,18 +28,22 @@ public final class MPICommunicator: Communicator {
     /// Initialises MPI (once per process; finalised at exit).
     public init() throws {
         if !Self.initialised {
+            var reason = [CChar](repeating: 0, count: 512)
+            guard jem_mpi_open(&reason, Int32(reason.count)) == 0 else {
+                throw BackendError(String(decoding: reason.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self))
+            }
             var provided: Int32 = 0
-            guard MPI_Init_thread(nil, nil, jem_mpi_thread_funneled(), &provided) == jem_mpi_success() else {
+            guard jem_MPI_Init_thread(jem_mpi_thread_funneled(), &provided) == jem_mpi_success() else {
                 throw BackendError("MPI_Init_thread failed")
             }
             Self.initialised = true
-            atexit { MPI_Finalize() }
+            atexit { _ = jem_MPI_Finalize() }
         }
         world = jem_mpi_comm_world()
         var value: Int32 = 0
-        MPI_Comm_size(world, &value)
+        jem_MPI_Comm_size(world, &value)
         size = Int(value)
-        MPI_Comm_rank(world, &value)
+        jem_MPI_Comm_rank(world, &value)
         rank = Int(value)
         let environment = ProcessInfo.processInfo.environment
         localRank = environment["OMPI_COMM_WORLD_LOCAL_RANK"].flatMap { Int($0) } ?? rank
@@ -61,7 +64,7 @@ public final class MPICommunicator: Communicator {
             var start = 0
             while start < count {
                 let n = min(Self.chunk, count - start)
-                try check(MPI_Allreduce(jem_mpi_in_place(), buffer.baseAddress! + start, Int32(n), jem_mpi_float(),
+                try check(jem_MPI_Allreduce(jem_mpi_in_place(), buffer.baseAddress! + start, Int32(n), jem_mpi_float(),
                                         jem_mpi_sum(), world), "allreduce")
                 start += n
             }
@@ -74,7 +77,7 @@ public final class MPICommunicator: Communicator {
         let started = Date()
         let count = values.count
         try values.withUnsafeMutableBufferPointer { buffer in
-            try check(MPI_Allreduce(jem_mpi_in_place(), buffer.baseAddress!, Int32(count), jem_mpi_double(),
+            try check(jem_MPI_Allreduce(jem_mpi_in_place(), buffer.baseAddress!, Int32(count), jem_mpi_double(),
                                     jem_mpi_sum(), world), "allreduce")
         }
         statistics.allreduceSeconds += Date().timeIntervalSince(started)
@@ -92,7 +95,7 @@ public final class MPICommunicator: Communicator {
         var counts32 = counts.map { Int32($0) }
         try local.withUnsafeBufferPointer { send in
             try out.withUnsafeMutableBufferPointer { receive in
-                try check(MPI_Allgatherv(send.baseAddress, Int32(local.count), jem_mpi_float(), receive.baseAddress,
+                try check(jem_MPI_Allgatherv(send.baseAddress, Int32(local.count), jem_mpi_float(), receive.baseAddress,
                                          &counts32, &displacements, jem_mpi_float(), world), "allgather")
             }
         }
@@ -103,18 +106,18 @@ public final class MPICommunicator: Communicator {
 
     public func broadcast(_ bytes: [UInt8], root: Int) throws -> [UInt8] {
         var count: [Int32] = [Int32(bytes.count)]
-        try check(MPI_Bcast(&count, 1, jem_mpi_int(), Int32(root), world), "broadcast")
+        try check(jem_MPI_Bcast(&count, 1, jem_mpi_int(), Int32(root), world), "broadcast")
         var data = rank == root ? bytes : [UInt8](repeating: 0, count: Int(count[0]))
         try data.withUnsafeMutableBufferPointer { buffer in
-            try check(MPI_Bcast(buffer.baseAddress, count[0], jem_mpi_byte(), Int32(root), world), "broadcast")
+            try check(jem_MPI_Bcast(buffer.baseAddress, count[0], jem_mpi_byte(), Int32(root), world), "broadcast")
         }
         return data
     }
 
-    public func barrier() throws { try check(MPI_Barrier(world), "barrier") }
+    public func barrier() throws { try check(jem_MPI_Barrier(world), "barrier") }
 
     public func abort(code: Int32) -> Never {
-        MPI_Abort(world, code)
+        _ = jem_MPI_Abort(world, code)
         exit(code)
     }
 }
