@@ -6,7 +6,7 @@ let package = Package(
     products: [
         .executable(name: "jem-gpu", targets: ["jem-gpu"]),
         .executable(name: "jem-bench", targets: ["jem-bench"]),
-        .library(name: "JEM", targets: ["JEM"]),
+        .library(name: "JEM", targets: ["JEM", "JEMBackend", "JEMSupport"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -33,15 +33,24 @@ let package = Package(
         // compiled for AVX-512, AVX2 and baseline x86-64 and picked at load time.
         .target(name: "CJEMKernels"),
 
-        .target(name: "JEM", dependencies: ["COpenCL", "CCLBlast", "CBLAS", "CZlib", "CLKernels", "CJEMKernels"]),
+        // File-level utilities every layer uses: atomic writes, MD5, test crash points.
+        .target(name: "JEMSupport"),
+
+        // The compute layer: the Backend protocol, device buffers, Philox, the CPU reference
+        // backend and the OpenCL backend. The only target that links OpenCL, CLBlast and BLAS.
+        .target(name: "JEMBackend", dependencies: ["JEMSupport", "COpenCL", "CCLBlast", "CBLAS", "CLKernels", "CJEMKernels"]),
+
+        // Everything above the backend: NN, Training, Data, Evaluation, Attack, Report, IO.
+        // It sees devices only through the Backend protocol.
+        .target(name: "JEM", dependencies: ["JEMSupport", "JEMBackend", "CZlib"]),
         // The MPI communicator behind JEM's `Communicator` protocol (the JEM library has no MPI calls).
-        .target(name: "JEMDistributed", dependencies: ["JEM", "CJEMMPI"]),
+        .target(name: "JEMDistributed", dependencies: ["JEM", "JEMBackend", "CJEMMPI"]),
         .executableTarget(name: "jem-gpu", dependencies: [
-            "JEM", "JEMDistributed", .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            "JEM", "JEMBackend", "JEMDistributed", .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         .executableTarget(name: "jem-bench", dependencies: [
-            "JEM", "JEMDistributed", "CBLAS", .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            "JEM", "JEMBackend", "JEMDistributed", .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ], path: "Benchmarks", exclude: ["README.md", "torch"]),
-        .testTarget(name: "JEMTests", dependencies: ["JEM", "CLKernels"]),
+        .testTarget(name: "JEMTests", dependencies: ["JEM", "JEMBackend", "JEMSupport", "CLKernels"]),
     ]
 )

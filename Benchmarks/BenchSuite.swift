@@ -1,5 +1,6 @@
 import Foundation
 import JEM
+import JEMBackend
 
 /// One measured benchmark.
 struct BenchResult {

@@ -1,5 +1,6 @@
 import Foundation
 import JEM
+import JEMBackend
 
 /// "OpenCL first iteration (cold/warm cache)": how long a new process takes from launch to the end
 /// of its first JEM iteration, kernel builds included, with empty caches and then with the caches

@@ -1,5 +1,7 @@
 import Foundation
 import JEM
+import JEMBackend
+import JEMSupport
 import JEMDistributed
 
 /// `jem-bench --distributed` (alone or under `mpirun -np N`): the seconds of one data-parallel JEM

@@ -1,7 +1,7 @@
 import ArgumentParser
-import CBLAS
 import Foundation
 import JEM
+import JEMBackend
 
 /// The benchmark runner: op-level and model-level timings per backend, with the machine's
 /// GEMM ceiling measured in the same run. Speed targets live here, never in tests.
@@ -72,7 +72,7 @@ struct JEMBench: ParsableCommand {
             return
         }
         var results: [BenchResult] = []
-        let ceiling = measureGemmCeiling(quick: quick)
+        let ceiling = HostBLAS.gemmCeilingGFLOPS(quick: quick)
         print("float32 GEMM ceiling (cblas_sgemm 2048^3, this run): \(String(format: "%.1f", ceiling)) GFLOP/s")
         if filter.map({ "data loading".localizedCaseInsensitiveContains($0) }) ?? true {
             // Host-side input pipeline (no backend): CIFAR-size images, pad 4 + crop + flip + noise.
@@ -114,21 +114,6 @@ struct JEMBench: ParsableCommand {
             print("\nwrote \(json)")
         }
     }
-}
-
-/// GFLOP/s of cblas_sgemm on 2048x2048x2048 (best of a few runs): the practical ceiling.
-func measureGemmCeiling(quick: Bool) -> Double {
-    let n = quick ? 1024 : 2048
-    let a = [Float](repeating: 0.5, count: n * n), b = [Float](repeating: 0.25, count: n * n)
-    var c = [Float](repeating: 0, count: n * n)
-    var best = Double.infinity
-    for _ in 0..<(quick ? 3 : 6) {
-        let start = DispatchTime.now().uptimeNanoseconds
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(n), Int32(n), Int32(n), 1, a, Int32(n), b,
-                    Int32(n), 0, &c, Int32(n))
-        best = min(best, Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9)
-    }
-    return 2 * pow(Double(n), 3) / best / 1e9
 }
 
 /// Peak resident set size of this process (VmHWM), in bytes.

@@ -1,6 +1,7 @@
 import CJEMMPI
 import Foundation
 import JEM
+import JEMBackend
 
 /// `Communicator` over Open MPI's MPI_COMM_WORLD. Created only when the process was started by
 /// mpirun (`OMPI_COMM_WORLD_SIZE` in the environment), so a plain run never initialises MPI.

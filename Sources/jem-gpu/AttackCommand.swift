@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import JEM
+import JEMBackend
 
 struct AttackCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -177,7 +178,7 @@ struct AttackCommand: ParsableCommand {
             }
             return test
         }
-        let parts = DataSplit(dataset.train, validCount: config?.validCount, labelsPerClass: nil,
+        let parts = DataSplit(dataset.limitingTrain(to: config?.trainLimit).train, validCount: config?.validCount, labelsPerClass: nil,
                               classCount: dataset.classCount, seed: config?.seed ?? TrainingConfig().seed)
         return split == "valid" ? parts.valid : parts.train
     }

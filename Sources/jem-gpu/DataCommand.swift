@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import JEM
+import JEMBackend
 
 /// `jem-gpu data ...`: looking at datasets.
 struct DataCommand: ParsableCommand {

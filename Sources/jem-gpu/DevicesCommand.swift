@@ -1,5 +1,6 @@
 import ArgumentParser
 import JEM
+import JEMBackend
 
 struct DevicesCommand: ParsableCommand {
     static let configuration = CommandConfiguration(

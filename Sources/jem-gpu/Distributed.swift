@@ -2,6 +2,7 @@ import ArgumentParser
 import CJEMMPI
 import Foundation
 import JEM
+import JEMBackend
 import JEMDistributed
 
 /// The data-parallel side of the commands that support `mpirun -np N` (train, eval, score): the

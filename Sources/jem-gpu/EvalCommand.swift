@@ -1,6 +1,8 @@
 import ArgumentParser
 import Foundation
 import JEM
+import JEMBackend
+import JEMSupport
 
 struct EvalCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -9,7 +11,9 @@ struct EvalCommand: ParsableCommand {
         discussion: """
             Scores the --split images of --data and every --ood set with the checkpoint's network (batched on the backend: one forward and one input-only backward per batch) and writes to --out:
 
-            metrics.json: accuracy; nll (mean cross-entropy); ece (20 equal-width bins (i/20, (i+1)/20] of the max-softmax confidence, Guo et al.) with every bin's count, mean confidence and accuracy under calibration.bins; summaries of the three OOD scores on each set; and under ood.<name> the AUROC of px = LogSumExp(logits), py = max softmax and pxgrad = -||dLSE/dx||_2 (in-distribution = positive, as the official eval_wrn_ebm.py); plus every setting used (checkpoint, data, split, test noise, seed, backend, device, batch size).
+            metrics.json: accuracy; nll (mean cross-entropy, raw logits); ece (raw) (20 equal-width bins (i/20, (i+1)/20] of the max-softmax confidence, Guo et al.) with every bin's count, mean confidence and accuracy under calibration.bins; summaries of the three OOD scores on each set; and under ood.<name> the AUROC of px = LogSumExp(logits), py = max softmax and pxgrad = -||dLSE/dx||_2 (in-distribution = positive, as the official eval_wrn_ebm.py); plus every setting used (checkpoint, data, split, test noise, seed, backend, device, batch size).
+
+            Temperature scaling: when `jem-gpu calibrate` stored a temperature beside the checkpoint (NAME.temperature.json, fitted on the validation split), metrics.json also holds temperature, temperature_file, nll_scaled and ece_scaled (NLL and ECE of softmax(logits / T)); nll and ece stay the raw numbers. Without that file the scaled numbers are left out (eval never fits a temperature on the images it scores).
 
             reliability.png (accuracy per confidence bin against the diagonal), hist_<score>_<ood>.png (in-distribution vs that set, per score) and roc_<ood>.png (the three ROC curves).
 
@@ -40,10 +44,11 @@ struct EvalCommand: ParsableCommand {
         let started = Date()
         let evaluator = try Evaluator(net: prepared.net)
         evaluator.communicator = world
-        let output = try evaluator.evaluate(prepared.inDistribution, ood: prepared.ood, settings: prepared.settings) {
+        var output = try evaluator.evaluate(prepared.inDistribution, ood: prepared.ood, settings: prepared.settings) {
             if world.isWriter { printError("scoring \($0)") }
         }
         guard world.isWriter else { return }
+        let temperatureNote = try addTemperatureScaling(checkpoint: inputs.model, to: &output)
         let seconds = Date().timeIntervalSince(started)
         let result = output.result
         let json = try EvaluationResult.encoder.encode(result)
@@ -51,7 +56,8 @@ struct EvalCommand: ParsableCommand {
         let plots = try EvaluationPlots.write(output, to: out)
 
         if let accuracy = result.accuracy, let nll = result.nll, let ece = result.ece {
-            print(String(format: "accuracy %.4f  nll %.4f  ece %.4f  (%d images)", accuracy, nll, ece, result.count))
+            print(String(format: "accuracy %.4f  nll %.4f  ece %.4f  (raw, %d images)", accuracy, nll, ece, result.count))
+            print(temperatureNote)
         } else {
             print("\(result.count) unlabelled images: no accuracy, NLL or ECE")
         }

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import JEM
+import JEMBackend
 
 /// The flags `eval` and `score` share: which checkpoint, which images, which OOD sets, and how
 /// they are scored. `prepare()` turns them into a loaded network and the sets to score, or one

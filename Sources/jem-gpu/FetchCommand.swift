@@ -1,6 +1,8 @@
 import ArgumentParser
 import Foundation
 import JEM
+import JEMBackend
+import JEMSupport
 
 struct FetchCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -17,6 +19,8 @@ struct FetchCommand: ParsableCommand {
               svhn           train_32x32.mat and test_32x32.mat (246 MB) in DIR/
 
             Sources: CIFAR from www.cs.toronto.edu/~kriz with the MD5s of the CIFAR page; MNIST, Fashion-MNIST and SVHN from the mirrors and with the MD5s that torchvision uses. Fetch MNIST and Fashion-MNIST into different folders: their file names are the same.
+
+            Local copy: when Debian's dataset-fashion-mnist package is installed (apt-get install dataset-fashion-mnist), 'fetch fashion-mnist' copies its files from /usr/share/datasets/fashion-mnist instead of downloading them, with no network. Debian recompressed them, so each file is checked by the MD5 of its decompressed content (recorded in jem-gpu) instead of the published archive MD5. --no-local or --url-base downloads instead.
 
             --url-base replaces the server (files are fetched from URL/<file name>), e.g. a local mirror; --md5 replaces a published checksum when that mirror serves other bytes on purpose. Exits with status 1 and one line naming the URL or file on an HTTP error, a checksum mismatch, a timeout or a disk error.
             """)
@@ -36,6 +40,8 @@ struct FetchCommand: ParsableCommand {
     var keepArchive = false
     @Option(help: ArgumentHelp("Seconds without any data before a download fails.", valueName: "SECONDS"))
     var timeout: Double = 60
+    @Flag(name: .customLong("no-local"), help: "Download even when a system package installs the dataset (fashion-mnist: dataset-fashion-mnist).")
+    var noLocal = false
 
     enum DatasetName: String, ExpressibleByArgument, CaseIterable {
         case cifar10, cifar100, mnist, fashionMNIST = "fashion-mnist", svhn
@@ -82,11 +88,13 @@ struct FetchCommand: ParsableCommand {
 
     func run() throws {
         let source = Fetch.source(named: dataset.rawValue)!
-        let bar = DownloadProgressBar()
+        let bar = DownloadBar()
         let options = Fetch.Options(urlBase: urlBase, md5Overrides: try md5Overrides(), keepArchive: keepArchive,
-                                    idleTimeout: timeout, progress: { bar.update($0) })
-        printError("\(source.title): \(source.files.count) file\(source.files.count == 1 ? "" : "s") from "
-                   + "\(urlBase ?? source.baseURL) into \(directory)")
+                                    idleTimeout: timeout, progress: { bar.update($0) }, useLocalCopy: !noLocal)
+        let local = !noLocal && urlBase == nil ? source.localCopy : nil
+        let from = local.map { "\($0.folder) if package \($0.package) is installed, else \(source.baseURL)" }
+            ?? urlBase ?? source.baseURL
+        printError("\(source.title): \(source.files.count) file\(source.files.count == 1 ? "" : "s") from \(from) into \(directory)")
         let report: Fetch.Report
         do {
             report = try Fetch.fetch(source, into: directory, options: options) { line in
@@ -99,5 +107,30 @@ struct FetchCommand: ParsableCommand {
         }
         print(report.summary)
         print("ready: jem-gpu train --data \(directory)")
+    }
+}
+
+/// The project's progress bar (`ProgressReporter`), one per downloaded file.
+final class DownloadBar: @unchecked Sendable {
+    private let lock = NSLock()
+    private var current: (file: String, reporter: ProgressReporter)?
+
+    func update(_ p: Fetch.Progress) {
+        lock.lock()
+        defer { lock.unlock() }
+        if current?.file != p.file {
+            current?.reporter.finish()
+            current = (p.file, ProgressReporter(bytes: p.expected.map { Int(clamping: $0) }, label: p.file))
+        }
+        current!.reporter.update(completed: Int(clamping: p.received), elapsed: p.elapsed, finished: p.finished)
+        if p.finished { current = nil }
+    }
+
+    /// Ends a bar left open by a failed download or a note.
+    func finish() {
+        lock.lock()
+        defer { lock.unlock() }
+        current?.reporter.finish()
+        current = nil
     }
 }

@@ -1,4 +1,5 @@
 import Foundation
+import JEMBackend
 
 /// A plain left-aligned text table: the first row is the header, underlined.
 enum TextTable {

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import JEM
+import JEMBackend
 
 @main
 struct JEMGPU: ParsableCommand {
@@ -21,7 +22,7 @@ struct JEMGPU: ParsableCommand {
 
             Every command that computes takes --backend auto|cpu|opencl: auto picks the first OpenCL GPU and falls back to the CPU backend with a one-line notice.
             """,
-        subcommands: [TrainCommand.self, SampleCommand.self, EvalCommand.self, ScoreCommand.self, AttackCommand.self, ReportCommand.self, DevicesCommand.self, SelfTestCommand.self, DataCommand.self, FetchCommand.self])
+        subcommands: [TrainCommand.self, SampleCommand.self, EvalCommand.self, CalibrateCommand.self, SampleQualityCommand.self, ScoreCommand.self, AttackCommand.self, ReportCommand.self, DevicesCommand.self, SelfTestCommand.self, DataCommand.self, FetchCommand.self])
 }
 
 /// The global backend convention shared by every computing subcommand.

@@ -1,6 +1,8 @@
 import ArgumentParser
 import Foundation
 import JEM
+import JEMBackend
+import JEMSupport
 
 struct ReportCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -9,7 +11,7 @@ struct ReportCommand: ParsableCommand {
         discussion: """
             Reads the run folder --run DIR (what `jem-gpu train --out DIR` wrote) and, with --baseline, a second one trained on the same data (typically `--mode baseline`), and writes --out FILE.md, the same page as one self-contained HTML file (FILE.html, or --html), and the figures into FILE_files/ next to the Markdown (report_files/ for report.md), referenced by relative path.
 
-            The page holds: a table of both models' accuracy, NLL, ECE and the AUROC of px, py and pxgrad per OOD set, with what each OOD set is; training curves (loss and cross-entropy, train/valid/test accuracy, f(x_data) vs f(x_q)) with the runs overlaid; reliability diagrams; the run's sample grids (conditional_final.png, the last x_q grid, x_init.png); the robust-accuracy table of DIR/attack/attack.md when `jem-gpu attack --out DIR/attack` was run; and the runs' settings, training time, resumes and divergence events.
+            The page holds: a table of both models' accuracy, NLL, ECE (raw, and temperature-scaled where `jem-gpu calibrate` stored a temperature beside the checkpoint) and the AUROC of px, py and pxgrad per OOD set, with what each OOD set is; training curves (loss and cross-entropy, train/valid/test accuracy, f(x_data) vs f(x_q)) with the runs overlaid; reliability diagrams; the run's sample grids (conditional_final.png, the last x_q grid, x_init.png); the robust-accuracy table of DIR/attack/attack.md when `jem-gpu attack --out DIR/attack` was run; the sample-quality numbers of DIR/sample_quality/sample_quality.json when `jem-gpu sample-quality --out DIR/sample_quality` was run; and the runs' settings, training time, resumes and divergence events.
 
             Evaluation numbers come from DIR/eval/metrics.json when it exists and is newer than the checkpoint (written by `jem-gpu eval --out DIR/eval`, or by an earlier report). Otherwise the report evaluates the run's best checkpoint (else last) on the test split of its training data, with the --ood sets (default: synthetic:uniform, synthetic:interp, synthetic:permuted), and writes DIR/eval/ (metrics.json and plots) so the next report reuses it. Both models are evaluated with the same sets and --seed.
 
@@ -101,7 +103,19 @@ struct ReportCommand: ParsableCommand {
         if !reevaluate {
             let saved: EvaluationResult?
             do { saved = try run.savedEvaluation() } catch { throw CommandFailure("\(error)") }
-            if let saved {
+            // A temperature fitted after the saved evaluation: evaluate again to show its scaled numbers.
+            let newTemperature: Bool
+            if case .found(_, let file) = (try? TemperatureFile.lookup(forCheckpoint: run.checkpoint)) ?? .none(path: ""),
+               let saved, saved.labelled, saved.temperature != file.temperature {
+                newTemperature = true
+            } else {
+                newTemperature = false
+            }
+            if newTemperature {
+                printError("notice: \(TemperatureFile.path(forCheckpoint: run.checkpoint)) holds a temperature that "
+                           + "\(run.evaluationPath) does not use: evaluating again")
+            }
+            if let saved, !newTemperature {
                 let requested = ood.isEmpty ? Self.defaultOOD : ood
                 if !ood.isEmpty || testNoise != 0, Set(saved.ood.keys) != Set(requested) || saved.settings.testNoise != testNoise {
                     printError("notice: \(run.evaluationPath) was made with other OOD sets or test noise than asked; "
@@ -132,8 +146,9 @@ struct ReportCommand: ParsableCommand {
         do { prepared = try inputs.prepare() } catch { throw failure("\(error)") }
         printError("evaluating \(run.checkpoint): \(prepared.inDistribution.images.count) test images and "
                    + "\(prepared.ood.map(\.name).joined(separator: ", ")) on \(prepared.settings.device)")
-        let output = try Evaluator(net: prepared.net).evaluate(prepared.inDistribution, ood: prepared.ood,
+        var output = try Evaluator(net: prepared.net).evaluate(prepared.inDistribution, ood: prepared.ood,
                                                                settings: prepared.settings)
+        printError(try addTemperatureScaling(checkpoint: run.checkpoint, to: &output))
         do {
             try FileManager.default.createDirectory(atPath: run.evaluationFolder, withIntermediateDirectories: true)
             try AtomicFile.write(try EvaluationResult.encoder.encode(output.result), to: run.evaluationPath)

@@ -1,6 +1,8 @@
 import ArgumentParser
 import Foundation
 import JEM
+import JEMBackend
+import JEMSupport
 
 struct ScoreCommand: ParsableCommand {
     static let configuration = CommandConfiguration(

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import JEM
+import JEMBackend
 
 struct SelfTestCommand: ParsableCommand {
     static let configuration = CommandConfiguration(

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import JEM
+import JEMBackend
 
 struct TrainCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -84,6 +85,9 @@ struct TrainCommand: ParsableCommand {
     @Option(parsing: .unconditional, help: "Validation images held out (default: 5000 for 50k+ sets, else 10%).") var valid: Int?
     @Option(name: .customLong("labels-per-class"), parsing: .unconditional, help: "Semi-supervised: keep N labels per class.")
     var labelsPerClass: Int?
+    @Option(name: .customLong("train-limit"), parsing: .unconditional,
+            help: "Use only the first N training images of --data (before the validation split; default: all).")
+    var trainLimit: Int?
     @Option(parsing: .unconditional, help: "Std of Gaussian noise added to training inputs (official 0.03).") var sigma: Float?
     @Option(parsing: .unconditional, help: "Reflect padding for random crops (0: no crop).") var pad: Int?
     @Option(name: .customLong("test-noise"),
@@ -181,6 +185,7 @@ struct TrainCommand: ParsableCommand {
         if let seed { c.seed = seed }
         if let valid { c.validCount = valid }
         if let labelsPerClass { c.labelsPerClass = labelsPerClass }
+        if let trainLimit { c.trainLimit = trainLimit }
         if let sigma { c.augmentation.noiseStd = sigma }
         if let pad { c.augmentation.padding = pad }
         if let testNoise { c.testNoise = testNoise }

@@ -1,6 +1,7 @@
 import Foundation
 import XCTest
 @testable import JEM
+@testable import JEMBackend
 
 /// `jem-gpu attack` as a user runs it: one-line errors for bad input, and a small end-to-end run.
 final class AttackCLITests: XCTestCase {

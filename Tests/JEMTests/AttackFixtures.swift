@@ -1,6 +1,7 @@
 import Foundation
 import XCTest
 @testable import JEM
+@testable import JEMBackend
 
 /// A tiny classification problem for the attack tests: 1x8x8 images of 3 classes (a vertical
 /// bar, a horizontal bar, a diagonal, each at half contrast over Gaussian noise), and a wrn-10-1

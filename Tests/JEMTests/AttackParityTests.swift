@@ -1,6 +1,7 @@
 import Foundation
 import XCTest
 @testable import JEM
+@testable import JEMBackend
 
 /// The attack on the OpenCL backend (PoCL's CPU device where there is no GPU) against the CPU
 /// backend: the refined loss and its input gradient, the adversarial examples PGD finds, and the

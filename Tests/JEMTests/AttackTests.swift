@@ -1,6 +1,7 @@
 import Foundation
 import XCTest
 @testable import JEM
+@testable import JEMBackend
 
 /// The attack on the CPU backend: the per-row ops it adds, the input gradient through the SGLD
 /// refinement against finite differences of the whole composite, PGD's constraints, and robust

@@ -1,6 +1,7 @@
 import Foundation
 import XCTest
 @testable import JEM
+@testable import JEMBackend
 
 /// The `jem-gpu` executable as a user runs it: exit codes and one-line errors (kills, signals and
 /// full disks are in ReliabilityTests).

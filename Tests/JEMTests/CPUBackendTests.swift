@@ -1,5 +1,6 @@
 import XCTest
 @testable import JEM
+@testable import JEMBackend
 
 /// The CPU backend is the reference for every other backend, so it is checked against ground
 /// truth: a naive convolution, hand-computed values, and central finite differences.

@@ -1,5 +1,6 @@
 import XCTest
 @testable import JEM
+@testable import JEMBackend
 
 /// The CPU backend's Winograd F(4x4, 3x3) path (3x3, stride-1, padding-1 convs, forward and
 /// backward-data) against the naive float64 loops, on shapes that stress the tiling: channel

@@ -1,6 +1,7 @@
 import Foundation
 import XCTest
 @testable import JEM
+@testable import JEMBackend
 
 /// Checkpoints load in Python with `safetensors.numpy.load_file`, with the names and shapes of
 /// the official model (`make test` installs the safetensors package with pip).

@@ -1,6 +1,8 @@
 import Foundation
 import XCTest
 @testable import JEM
+@testable import JEMBackend
+@testable import JEMSupport
 
 /// A tiny HTTP/1.0 file server on 127.0.0.1 (an ephemeral port) for the fetch tests: GET of a
 /// known path answers 200 with the bytes, anything else 404. It accepts on its own thread (a
@@ -355,10 +357,19 @@ final class DataCommandTests: XCTestCase {
         let p = Fetch.Progress(file: "x.tar.gz", received: 50_000_000, expected: 200_000_000, elapsed: 5, finished: false)
         XCTAssertEqual(p.bytesPerSecond, 10_000_000)
         XCTAssertEqual(p.secondsLeft, 15)
-        XCTAssertEqual(DownloadProgressBar.plainLine(p), "x.tar.gz: 50.0 MB / 200.0 MB (25%), 10.0 MB/s, ETA 0:15")
-        XCTAssertEqual(DownloadProgressBar.barLine(p, width: 8), "x.tar.gz [██······] 50.0 MB / 200.0 MB  10.0 MB/s  ETA 0:15")
+        // Downloads use the one progress bar of the project (IO/Progress.swift).
+        func line(_ p: Fetch.Progress, bar: Int?) -> String {
+            ProgressReporter.line(label: p.file, completed: Int(p.received), total: p.expected.map(Int.init),
+                                  rate: p.bytesPerSecond, elapsed: p.elapsed, finished: p.finished, unit: .bytes,
+                                  barWidth: bar)
+        }
+        XCTAssertEqual(line(p, bar: nil), "x.tar.gz 50.0 MB / 200.0 MB 10.0 MB/s, ETA 0:15")
+        XCTAssertEqual(line(p, bar: 8), "x.tar.gz ██······ 50.0 MB / 200.0 MB 10.0 MB/s, ETA 0:15")
         let unknown = Fetch.Progress(file: "y", received: 1500, expected: nil, elapsed: 1, finished: true)
-        XCTAssertEqual(DownloadProgressBar.plainLine(unknown), "y: 1.5 kB, 1.5 kB/s, done in 0:01")
+        XCTAssertEqual(line(unknown, bar: nil), "y 1.5 kB 1.5 kB/s, done in 0:01")
+        XCTAssertEqual(ProgressReporter.line(label: "train", completed: 30, total: 40, rate: 2, elapsed: 15, finished: false,
+                                             unit: .iterations, barWidth: nil, detail: "loss 1.0"),
+                       "train 30/40 2.00 it/s, ETA 0:05 loss 1.0")
     }
 
     // MARK: The commands, run as the user runs them
@@ -384,7 +395,9 @@ final class DataCommandTests: XCTestCase {
         let good = try jemGPU(["fetch", "cifar10", dir + "/b", "--url-base", server.baseURL + "/", "--md5", MD5.hex(archive)])
         XCTAssertEqual(good.status, 0, good.stderr)
         XCTAssertTrue(good.stdout.hasPrefix("CIFAR-10: 10 train, 3 test, 3×32×32, 10 classes\n"), good.stdout)
-        XCTAssertTrue(good.stderr.contains("cifar-10-binary.tar.gz: "), "progress lines: \(good.stderr)")
+        // The project's progress bar (plain lines when stderr is not a terminal), ending with the total time.
+        XCTAssertTrue(good.stderr.contains("cifar-10-binary.tar.gz ") && good.stderr.contains("B/s, done in"),
+                      "progress lines: \(good.stderr)")
         XCTAssertEqual(entries(dir + "/b"), ["cifar-10-batches-bin"])
         // 404 (MNIST is not served).
         let missing = try jemGPU(["fetch", "mnist", dir + "/c", "--url-base", server.baseURL])

@@ -1,6 +1,7 @@
 import Foundation
 import XCTest
 @testable import JEM
+@testable import JEMBackend
 
 /// Writers of small dataset files in every supported format, for DataFormatTests. Everything is
 /// built here from bytes (no downloads), compressed with the library's zlib wrapper.

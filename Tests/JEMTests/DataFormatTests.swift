@@ -1,6 +1,7 @@
 import Foundation
 import XCTest
 @testable import JEM
+@testable import JEMBackend
 
 /// The dataset readers: every format read back from fixtures the tests write themselves, and
 /// every kind of bad input answered by a one-line `DataError` naming the file.

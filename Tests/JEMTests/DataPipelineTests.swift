@@ -1,6 +1,7 @@
 import Foundation
 import XCTest
 @testable import JEM
+@testable import JEMBackend
 
 /// TrainingData (the per-iteration batch producer) and Augmentation (pad/crop/flip/noise):
 /// determinism, stream coverage, the validation/labelled split, and what each augmentation does.

@@ -1,6 +1,7 @@
 import Foundation
 import XCTest
 @testable import JEM
+@testable import JEMBackend
 
 /// `jem-gpu eval` and `jem-gpu score` as a user runs them, on a tiny model trained for one
 /// epoch: eval's numbers are recomputed from score's dump (with the project's readers and with

@@ -1,6 +1,7 @@
 import Foundation
 import XCTest
 @testable import JEM
+@testable import JEMBackend
 
 /// The metric arithmetic of `jem-gpu eval` against hand-computed cases and brute force:
 /// ECE and its bins, AUROC (Mann-Whitney U with ties 1/2), the ROC curve, accuracy and NLL.

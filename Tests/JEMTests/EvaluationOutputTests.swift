@@ -1,6 +1,7 @@
 import Foundation
 import XCTest
 @testable import JEM
+@testable import JEMBackend
 
 /// What evaluation writes besides metrics.json: .npy/.npz files (read back with the project's
 /// own zip and NPY readers) and the PNG charts (text, axes, series where they belong).

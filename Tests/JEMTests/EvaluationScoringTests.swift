@@ -1,6 +1,7 @@
 import Foundation
 import XCTest
 @testable import JEM
+@testable import JEMBackend
 
 /// The per-example scores `eval` and `score` compute on the backend: the input-gradient norm
 /// against finite differences, LSE and max-softmax against the host, batch-size and backend
@@ -86,20 +87,20 @@ final class EvaluationScoringTests: XCTestCase {
     func testTestNoiseIsAddressedByImageIndex() throws {
         let spec = WideResNetSpec(depth: 10, widen: 1, inputChannels: 3, imageHeight: 8, imageWidth: 8, classCount: 4)
         let set = randomSet(spec, count: 7, stream: 23)
-        let noise = TestNoise(std: 0.05, seed: 9, stream: Evaluator.noiseStream(set: 0))
+        let noise = TestNoise(std: 0.05, seed: 9, stream: RandomStream.testNoise(set: 0))
         let a = try Scorer(net: try makeNet(spec, maxBatch: 3)).score(set, noise: noise)
         let b = try Scorer(net: try makeNet(spec, maxBatch: 7)).score(set, noise: noise)
         XCTAssertLessThan(maxRelativeError(a.logits, b.logits), 1e-5)
         var noised = (0..<set.count).flatMap { set.image($0) }
         for (i, _) in noised.enumerated() {
-            noised[i] += 0.05 * Philox.normal(seed: 9, stream: Evaluator.noiseStream(set: 0), element: i)
+            noised[i] += 0.05 * Philox.normal(seed: 9, stream: RandomStream.testNoise(set: 0), element: i)
         }
         let byHand = ImageSet(channels: 3, height: 8, width: 8, count: 7, pixels: .float32(noised), labels: set.labels)
         let c = try Scorer(net: try makeNet(spec, maxBatch: 7)).score(byHand)
         XCTAssertLessThan(maxRelativeError(b.logits, c.logits), 1e-6)
         let clean = try Scorer(net: try makeNet(spec, maxBatch: 7)).score(set)
         XCTAssertGreaterThan(maxAbsDifference(clean.logits, b.logits), 1e-4, "the noise did nothing")
-        XCTAssertNotEqual(Evaluator.noiseStream(set: 0), Evaluator.noiseStream(set: 1))
+        XCTAssertNotEqual(RandomStream.testNoise(set: 0), RandomStream.testNoise(set: 1))
     }
 
     /// With the training seed and the same test noise, eval's accuracy and NLL are the ones the

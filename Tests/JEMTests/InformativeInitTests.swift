@@ -1,5 +1,6 @@
 import XCTest
 @testable import JEM
+@testable import JEMBackend
 
 /// JEM++'s per-class Gaussian initialisation of the SGLD chains.
 final class InformativeInitTests: XCTestCase {

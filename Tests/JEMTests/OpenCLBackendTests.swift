@@ -1,6 +1,7 @@
 import Foundation
 import XCTest
 @testable import JEM
+@testable import JEMBackend
 
 /// The OpenCL backend against the CPU reference, op group by op group (through `ParitySuite`), plus
 /// device listing, build-log and allocation errors, sticky errors and Philox on the device.
@@ -40,16 +41,13 @@ final class OpenCLBackendTests: XCTestCase {
 
     func testBuffersParity() throws { try assertParity(.buffers) }
     func testGEMMParity() throws { try assertParity(.gemm) }
-    func testBiasParity() throws { try assertParity(.bias) }
     func testConvolutionParity() throws { try assertParity(.convolution) }
-    func testActivationParity() throws { try assertParity(.activations) }
     func testPointwiseParity() throws { try assertParity(.pointwise) }
-    func testPoolingParity() throws { try assertParity(.pooling) }
     func testLossParity() throws { try assertParity(.loss) }
     func testSamplingParity() throws { try assertParity(.sampling) }
     func testOptimizerParity() throws { try assertParity(.optimizers) }
     func testReductionParity() throws { try assertParity(.reductions) }
-    func testPhiloxParity() throws { try assertParity(.philox) }
+    func testRandomParity() throws { try assertParity(.random) }
 
     /// The convolutions again with a tiny workspace limit, so every batch runs image by image
     /// through the chunked path (beta = 1 accumulation of the filter gradient across chunks).
@@ -197,12 +195,12 @@ final class OpenCLBackendTests: XCTestCase {
         let x = try device.makeBuffer([Float](repeating: 2, count: 10))
         device.scale(x, by: 0.5, count: 10)
         try device.synchronize()
-        let program = device.programs[.elementwise], kernel = device.kernels["scale_values"]
+        let program = device.programs[.pointwise], kernel = device.kernels["scale_values"]
         XCTAssertNotNil(program)
         XCTAssertNotNil(kernel)
         device.scale(x, by: 3, count: 10)
         try device.synchronize()
-        XCTAssertTrue(device.programs[.elementwise] === program)
+        XCTAssertTrue(device.programs[.pointwise] === program)
         XCTAssertTrue(device.kernels["scale_values"] === kernel)
         XCTAssertEqual(try device.download(x), [Float](repeating: 3, count: 10))
     }

@@ -1,8 +1,9 @@
 import Foundation
 import XCTest
 @testable import JEM
+@testable import JEMBackend
 
-/// The OpenCL convolutions (im2col / col2im and the conv_gemm register-tiled GEMM of Kernels/conv.cl)
+/// The OpenCL convolutions (im2col / col2im and the conv_gemm register-tiled GEMM of Kernels/convolution.cl)
 /// against the CPU backend on shapes that reach every path of conv_gemm: whole 4 x 64 tiles, row
 /// and column edge tiles, tiles that are only edge, the 1x1 stride-1 path without im2col, batch 1
 /// and 3, odd channel counts and image sizes, stride 1 and 2, bias on/off, accumulate on/off, and

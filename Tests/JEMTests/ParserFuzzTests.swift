@@ -1,6 +1,8 @@
 import Foundation
 import XCTest
 @testable import JEM
+@testable import JEMBackend
+@testable import JEMSupport
 
 /// One fuzzing loop, fixed seed and fixed counts, over every file parser a user can point jem-gpu
 /// at: IDX (plain and gzipped), CIFAR binary (folder and .tar.gz), SVHN .mat (plain and

@@ -1,5 +1,6 @@
 import XCTest
 @testable import JEM
+@testable import JEMBackend
 
 final class PhiloxTests: XCTestCase {
     /// Random123's kat_vectors for philox4x32 with 10 rounds (counter, key -> output).

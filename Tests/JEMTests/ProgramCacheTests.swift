@@ -1,6 +1,7 @@
 import Foundation
 import XCTest
 @testable import JEM
+@testable import JEMBackend
 
 /// The on-disk OpenCL program cache: a second backend loads every program from it and computes
 /// the very same numbers; corrupt, foreign or truncated entries are rebuilt from source; a folder

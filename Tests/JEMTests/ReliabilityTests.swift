@@ -1,6 +1,7 @@
 import Foundation
 import XCTest
 @testable import JEM
+@testable import JEMBackend
 
 /// The reliability suite, against the `jem-gpu` executable as a user runs it: SIGKILL at many
 /// exact instants (checkpoint writes included) followed by a bit-exact resume, a full disk or a

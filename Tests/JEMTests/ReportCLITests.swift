@@ -1,6 +1,7 @@
 import Foundation
 import XCTest
 @testable import JEM
+@testable import JEMBackend
 
 /// `jem-gpu report` as a user runs it, on two tiny runs trained by the CLI (JEM and baseline):
 /// the comparison table holds the very numbers of both eval/metrics.json files, the figures it
@@ -81,8 +82,8 @@ final class ReportCLITests: XCTestCase {
         }
         XCTAssertTrue(markdown.contains("| metric | JEM (`jem`) | baseline (`baseline`) |"), markdown)
         expectRow("test accuracy", mine.accuracy, theirs.accuracy)
-        expectRow("NLL (mean cross-entropy)", mine.nll, theirs.nll)
-        expectRow("ECE (20 bins)", mine.ece, theirs.ece)
+        expectRow("NLL, raw (mean cross-entropy)", mine.nll, theirs.nll)
+        expectRow("ECE, raw (20 bins)", mine.ece, theirs.ece)
         for name in ["synthetic:uniform", "synthetic:interp", "synthetic:permuted"] {
             for score in OODScore.allCases {
                 XCTAssertNotNil(mine.ood[name]?.auroc(score))
@@ -141,7 +142,7 @@ final class ReportCLITests: XCTestCase {
         XCTAssertFalse(again.stderr.contains("evaluating"), again.stderr)
         let second = try text(Self.folder + "/again.md")
         XCTAssertTrue(second.contains(attack.trimmingCharacters(in: .newlines)), second)
-        XCTAssertTrue(second.contains("| ECE (20 bins) | \(format(mine.ece)) | \(format(theirs.ece)) |"))
+        XCTAssertTrue(second.contains("| ECE, raw (20 bins) | \(format(mine.ece)) | \(format(theirs.ece)) |"))
         XCTAssertTrue(second.contains("](again_files/curve_loss.png)"), second)
         let secondHTML = try text(Self.folder + "/html/again.html")
         XCTAssertTrue(secondHTML.contains("<td>12.5% (5/40)</td>"), secondHTML)

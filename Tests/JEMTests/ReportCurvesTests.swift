@@ -1,6 +1,7 @@
 import Foundation
 import XCTest
 @testable import JEM
+@testable import JEMBackend
 
 /// Which series the training-curve charts draw from a history: the loss once for a run without
 /// p(x), eval points with markers, energies only where the p(x) term ran.

@@ -1,6 +1,7 @@
 import Foundation
 import XCTest
 @testable import JEM
+@testable import JEMBackend
 
 /// The report page's two renderings: Markdown with images in a folder next to it, and one HTML
 /// file with the same images inline, text escaped, and another tool's Markdown converted.

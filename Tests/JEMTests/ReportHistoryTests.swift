@@ -1,6 +1,7 @@
 import Foundation
 import XCTest
 @testable import JEM
+@testable import JEMBackend
 
 /// metrics.jsonl as the report reads it: steps, evaluations, divergences and end records; a
 /// stopped-and-resumed run; a restart that went back in iterations; corrupt lines skipped with

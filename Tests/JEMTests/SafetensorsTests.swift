@@ -1,6 +1,8 @@
 import Foundation
 import XCTest
 @testable import JEM
+@testable import JEMBackend
+@testable import JEMSupport
 
 /// The safetensors reader against hostile files: every truncation, random byte flips, absurd
 /// header sizes, wrong shapes and offsets. Each must give a one-line IOError naming the file,

@@ -1,83 +1,39 @@
 import Foundation
 import XCTest
 @testable import JEM
+@testable import JEMBackend
 
 /// Deterministic test data: element i of Philox stream (seed, stream) mapped to [low, high).
 func randomArray(_ count: Int, seed: UInt64 = 7, stream: UInt64 = 0, low: Float = -1, high: Float = 1) -> [Float] {
     (0..<count).map { low + (high - low) * Philox.uniform(seed: seed, stream: stream, element: $0) }
 }
 
+/// max|a-b|, through the suite's one comparison: infinite when a NaN/inf appears where the
+/// reference differs, or when the lengths differ.
 func maxAbsDifference(_ a: [Float], _ b: [Float]) -> Float {
-    precondition(a.count == b.count)
-    return zip(a, b).reduce(0) { max($0, abs($1.0 - $1.1)) }
+    Float(Comparison(candidate: a, reference: b).maxAbsoluteError)
 }
 
-/// max|a-b| / max|b|: the parity measure the issue asks for.
+/// max|a-b| / max|b| (infinite on NaN/inf or length mismatches): the parity measure.
 func maxRelativeError(_ a: [Float], _ b: [Float]) -> Double {
-    let scale = max(Double(b.reduce(0) { max($0, abs($1)) }), 1e-30)
-    return Double(maxAbsDifference(a, b)) / scale
+    Comparison(candidate: a, reference: b).maxRelativeError
 }
 
 func dot(_ a: [Float], _ b: [Float]) -> Double {
     zip(a, b).reduce(0.0) { $0 + Double($1.0) * Double($1.1) }
 }
 
-/// Naive 7-loop NCHW convolution, the ground truth for the im2col + GEMM path.
+/// The naive convolution loops (float64), the ground truth for the backends' conv paths.
 func naiveConv(_ s: Conv2DShape, input x: [Float], weight w: [Float], bias: [Float]?) -> [Float] {
-    ReferenceChecks.naiveConvolution(s, input: x, weight: w, bias: bias)
+    NaiveConvolution.forward(s, input: x, weight: w, bias: bias)
 }
 
-/// The naive adjoint of `naiveConv` (float64 accumulation): every output gradient scattered back
-/// through the taps that produced it, for any stride and padding.
 func naiveConvBackwardData(_ s: Conv2DShape, gradOutput dy: [Float], weight w: [Float]) -> [Float] {
-    var dx = [Double](repeating: 0, count: s.inputCount)
-    let oh = s.outHeight, ow = s.outWidth, k = s.kernel
-    for n in 0..<s.batch {
-        for o in 0..<s.outChannels {
-            for oy in 0..<oh {
-                for ox in 0..<ow {
-                    let g = Double(dy[((n * s.outChannels + o) * oh + oy) * ow + ox])
-                    for c in 0..<s.inChannels {
-                        for ky in 0..<k {
-                            for kx in 0..<k {
-                                let iy = oy * s.stride - s.padding + ky, ix = ox * s.stride - s.padding + kx
-                                if iy < 0 || iy >= s.height || ix < 0 || ix >= s.width { continue }
-                                dx[((n * s.inChannels + c) * s.height + iy) * s.width + ix]
-                                    += g * Double(w[((o * s.inChannels + c) * k + ky) * k + kx])
-                            }
-                        }
-                    }
-                }
-            }
-        }
-    }
-    return dx.map { Float($0) }
+    NaiveConvolution.backwardData(s, gradOutput: dy, weight: w)
 }
 
-/// The naive weight gradient of `naiveConv` (float64 accumulation), any stride and padding.
 func naiveConvBackwardFilter(_ s: Conv2DShape, input x: [Float], gradOutput dy: [Float]) -> [Float] {
-    var dw = [Double](repeating: 0, count: s.weightCount)
-    let oh = s.outHeight, ow = s.outWidth, k = s.kernel
-    for n in 0..<s.batch {
-        for o in 0..<s.outChannels {
-            for oy in 0..<oh {
-                for ox in 0..<ow {
-                    let g = Double(dy[((n * s.outChannels + o) * oh + oy) * ow + ox])
-                    for c in 0..<s.inChannels {
-                        for ky in 0..<k {
-                            for kx in 0..<k {
-                                let iy = oy * s.stride - s.padding + ky, ix = ox * s.stride - s.padding + kx
-                                if iy < 0 || iy >= s.height || ix < 0 || ix >= s.width { continue }
-                                dw[((o * s.inChannels + c) * k + ky) * k + kx]
-                                    += g * Double(x[((n * s.inChannels + c) * s.height + iy) * s.width + ix])
-                            }
-                        }
-                    }
-                }
-            }
-        }
-    }
-    return dw.map { Float($0) }
+    NaiveConvolution.backwardFilter(s, input: x, gradOutput: dy)
 }
 
 /// The shapes every conv test covers: odd sizes, both kernel sizes, both strides, both paddings.

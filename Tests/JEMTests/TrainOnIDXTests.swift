@@ -1,6 +1,7 @@
 import Foundation
 import XCTest
 @testable import JEM
+@testable import JEMBackend
 
 /// `jem-gpu train --data DIR` on an MNIST-layout IDX folder, JEM and baseline, on the CPU
 /// backend and on the OpenCL backend (PoCL in CI): every combination trains, and the two

@@ -1,6 +1,7 @@
 import Foundation
 import XCTest
 @testable import JEM
+@testable import JEMBackend
 
 /// The same JEM run on the CPU backend and on the OpenCL backend (PoCL in CI): identical
 /// weights at start, identical Philox noise, so the loss curves agree to float tolerance.

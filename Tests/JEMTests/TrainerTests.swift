@@ -1,6 +1,7 @@
 import Foundation
 import XCTest
 @testable import JEM
+@testable import JEMBackend
 
 final class TrainerTests: XCTestCase {
     let cpu = CPUBackend()

@@ -1,6 +1,7 @@
 import Foundation
 import XCTest
 @testable import JEM
+@testable import JEMBackend
 
 /// config.json and checkpoint configs written by earlier versions must still open (their missing
 /// keys take the defaults, which are the older behaviour); present keys must still be valid.
@@ -20,6 +21,7 @@ final class TrainingConfigTests: XCTestCase {
         c.guardLossLimit = 5; c.guardGapLimit = 6; c.maxRecoveries = 1; c.snapshotEvery = 3
         c.recoveryAction = .moreSGLDSteps; c.recoveryFactor = 0.25
         c.data = "/data/x"; c.builtinTrainCount = 100; c.builtinTestCount = 50; c.validCount = 10
+        c.trainLimit = 900
         c.labelsPerClass = 4; c.augmentation = .none; c.testNoise = 0.03
         c.logEvery = 2; c.sampleEvery = 3; c.finalSampleSteps = 4; c.checkpointEvery = 5; c.evalEvery = 6
         return c

@@ -1,6 +1,7 @@
 import Foundation
 import XCTest
 @testable import JEM
+@testable import JEMBackend
 
 /// Whole runs on real (built-in) digits, small enough for CI: exact resume, divergence
 /// recovery, and the files a run writes.

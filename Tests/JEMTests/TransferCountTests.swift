@@ -1,6 +1,7 @@
 import Foundation
 import XCTest
 @testable import JEM
+@testable import JEMBackend
 
 /// What one JEM iteration moves between host and device, counted by the backends: the two real
 /// batches, the labels and the replay draw going in; the scalars of the loss statistics coming

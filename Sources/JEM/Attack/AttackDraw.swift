@@ -1,3 +1,4 @@
+import JEMBackend
 /// Names the random draws of an attack, so that every number is a pure function of (seed, batch,
 /// restart, PGD iteration) and the same on every backend:
 ///

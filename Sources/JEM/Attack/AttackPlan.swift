@@ -1,3 +1,4 @@
+import JEMBackend
 /// Everything `RobustAccuracy` runs: the threat model in [0, 1] pixel units (as the paper and
 /// foolbox state it), the PGD settings, and the refined classifiers to attack.
 ///

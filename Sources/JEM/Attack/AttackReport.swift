@@ -1,4 +1,6 @@
 import Foundation
+import JEMBackend
+import JEMSupport
 
 /// What `jem-gpu attack` writes: DIR/attack.json (settings, counts, accuracies) and DIR/attack.md
 /// (the table), both atomically.

@@ -1,3 +1,4 @@
+import JEMBackend
 /// The norm of an attack's threat model.
 public enum AttackNorm: String, Sendable, Codable, CaseIterable {
     case linf, l2

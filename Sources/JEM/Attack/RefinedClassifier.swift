@@ -1,3 +1,4 @@
+import JEMBackend
 /// The classifier an attack targets (see `Refinement`): logits averaged over noisy copies of each
 /// input, each copy refined by SGLD on f = LogSumExp(logits), and the input gradient of the
 /// cross-entropy of those averaged logits, all on the device.
@@ -45,7 +46,8 @@ public final class RefinedClassifier {
     /// The gradient flowing back through the refinement, one row per copy.
     let chainGradient: DeviceBuffer
     let rowNorms: DeviceBuffer
-    let energies: DeviceBuffer
+    /// grad f for the SGLD refinement steps and the Hessian-vector probes.
+    let energy: EnergyGradient
     let ones: DeviceBuffer
     let gradCopyLogits: DeviceBuffer
     /// `[maxExamples][K]`: the averaged logits of the last call.
@@ -78,7 +80,7 @@ public final class RefinedClassifier {
         gradMinus = try backend.makeBuffer(count: size)
         chainGradient = try backend.makeBuffer(count: size)
         rowNorms = try backend.makeBuffer(count: rows)
-        energies = try backend.makeBuffer(count: rows)
+        energy = try EnergyGradient(net: net, inputGradient: false)
         ones = try backend.makeBuffer(count: rows)
         backend.fill(ones, value: 1, offset: 0, count: rows)
         gradCopyLogits = try backend.makeBuffer(count: rows * classCount)
@@ -143,11 +145,7 @@ public final class RefinedClassifier {
     /// grad f at `x` (`rows` rows), f = LogSumExp of the logits, summed over rows (each row's
     /// gradient is its own).
     func energyGradient(at x: DeviceBuffer, rows: Int, into gradient: DeviceBuffer) {
-        let logits = net.forward(x, batch: rows)
-        backend.logSumExpRows(logits, rows: rows, cols: classCount, out: energies)
-        backend.logSumExpBackward(logits, lse: energies, gradOut: ones, rows: rows, cols: classCount,
-                                  gradX: gradCopyLogits, accumulate: false)
-        net.backward(gradLogits: gradCopyLogits, batch: rows, gradInput: gradient, mode: .inputOnly)
+        energy.gradient(at: x, batch: rows, into: gradient)
     }
 
     /// v += scale * H v, H the Hessian of f at `x`, row by row (f is a sum of per-row terms, so H

@@ -1,3 +1,4 @@
+import JEMBackend
 /// How the classifier under attack turns an input into logits, as the official
 /// `attack_model.py` (`DummyModel.refined_logits`) does: `copies` copies of the input, each with
 /// its own Gaussian noise of std `copyNoise`, each refined by `steps` SGLD steps on

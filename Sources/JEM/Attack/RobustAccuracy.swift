@@ -1,4 +1,5 @@
 import Foundation
+import JEMBackend
 
 /// Counts of one attack run: for each refinement setting (column), the examples classified
 /// correctly when clean and under attack at each epsilon (row).

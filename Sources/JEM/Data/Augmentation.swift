@@ -1,3 +1,5 @@
+import JEMBackend
+import JEMSupport
 /// The paper's training augmentation: pad (reflect) + random crop back to the original size,
 /// optional horizontal flip, then Gaussian noise sigma (the official code adds sigma = 0.03 to
 /// every input). Every random choice comes from Philox addressed by (seed, stream, image row),
@@ -25,7 +27,7 @@ public struct Augmentation: Sendable, Codable, Equatable {
         let imageSize = channels * height * width
         let moves = movesPixels(height: height, width: width)
         let box = UnsafeSendable(images)
-        parallelChunks(count, grain: 16) { rows in
+        Parallel.forEachChunk(count, minimumPerChunk: 16) { rows in
             let scratch = Scratch(imageSize: imageSize, width: width)
             defer { scratch.deallocate() }
             for r in rows {

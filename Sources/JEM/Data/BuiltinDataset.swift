@@ -1,5 +1,7 @@
 import Dispatch
 import Foundation
+import JEMBackend
+import JEMSupport
 
 /// The built-in dataset: handwritten-looking digits 0-9, 1×28×28 grayscale, generated on the fly
 /// and deterministic for a seed, so training needs no files.
@@ -32,8 +34,8 @@ public enum BuiltinDataset {
         let n = side * side
         var pixels = [UInt8](repeating: 0, count: count * n)
         if count > 0 { pixels.withUnsafeMutableBufferPointer { buf in
-            let out = DataParallel.Pointer(buf.baseAddress!)
-            DataParallel.chunks(count, minimumPerChunk: 256) { range in
+            let out = UnsafeSendable(buf.baseAddress!)
+            Parallel.forEachChunk(count, minimumPerChunk: 256) { range in
                 var canvas = [Float](repeating: 0, count: n)
                 var noise = [Float](repeating: 0, count: n)
                 for i in range {

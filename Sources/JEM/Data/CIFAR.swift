@@ -1,4 +1,5 @@
 import Foundation
+import JEMBackend
 
 /// CIFAR-10 / CIFAR-100 binary batches: fixed-size records of label byte(s) then 3072 pixels
 /// (1024 red, 1024 green, 1024 blue, each 32×32 row-major), i.e. already NCHW.

@@ -1,4 +1,5 @@
 import Foundation
+import JEMBackend
 
 /// A dataset file (or folder) that cannot be used, said in one line that names the file and what
 /// was expected, e.g. `train-labels-idx1-ubyte: label count 59999 does not match image count 60000`.

@@ -1,4 +1,6 @@
 import Foundation
+import JEMBackend
+import JEMSupport
 
 /// How fast the input pipeline produces training batches on the host: the figure behind the
 /// "≥ 20,000 CIFAR-size images/s with augmentation on 2 cores" target of the datasets issue.
@@ -76,7 +78,7 @@ public enum DataThroughput {
         // Keeps the batches observable so the optimiser cannot drop them.
         if checksum.isNaN { FileHandle.standardError.write(Data("NaN in a synthetic batch\n".utf8)) }
         return Result(images: 2 * batchSize * iterations, iterations: iterations, seconds: seconds,
-                      cpuSeconds: cpuSeconds, threads: CPUThreads.count, shape: [channels, height, width],
+                      cpuSeconds: cpuSeconds, threads: Parallel.threads, shape: [channels, height, width],
                       batchSize: batchSize)
     }
 

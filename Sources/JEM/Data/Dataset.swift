@@ -1,4 +1,5 @@
 import Foundation
+import JEMBackend
 
 /// A labelled (or unlabelled) image dataset: a training split, an optional test split, and what
 /// the loader found.

@@ -1,4 +1,5 @@
 import Foundation
+import JEMBackend
 
 /// IDX files (MNIST, Fashion-MNIST, EMNIST): a 4-byte magic `00 00 type rank`, `rank` big-endian
 /// UInt32 dimensions, then the unsigned bytes; each file optionally gzipped.

@@ -1,5 +1,7 @@
 import Dispatch
 import Foundation
+import JEMBackend
+import JEMSupport
 
 /// torchvision's ImageFolder layout: `root/<class name>/*.png`, classes sorted by name and
 /// labelled 0, 1, … in that order; or `root/train/<class>/…` with `root/test/<class>/…` (or
@@ -105,7 +107,7 @@ enum ImageFolder {
         let results = Results(paths.count)
         let threads = max(1, min(ProcessInfo.processInfo.activeProcessorCount, paths.count / 16))
         results.values.withUnsafeMutableBufferPointer { buf in
-            let out = DataParallel.Pointer(buf.baseAddress!)
+            let out = UnsafeSendable(buf.baseAddress!)
             DispatchQueue.concurrentPerform(iterations: threads) { t in
                 let start = paths.count * t / threads, end = paths.count * (t + 1) / threads
                 for i in start..<end {

@@ -1,4 +1,5 @@
 import Foundation
+import JEMBackend
 
 /// Pixel values of an `ImageSet`, NCHW.
 public enum PixelStorage: Sendable, Equatable {

@@ -1,4 +1,5 @@
 import Foundation
+import JEMBackend
 
 /// The numeric variables of a MATLAB level-5 (.mat, v5/v6/v7) file: a 128-byte header, then data
 /// elements `miMATRIX`, each possibly wrapped in a zlib-compressed `miCOMPRESSED` element.

@@ -1,4 +1,5 @@
 import Foundation
+import JEMBackend
 
 /// A NumPy `.npy` array: magic `\x93NUMPY`, version, a little-endian header length, a Python dict
 /// literal `{'descr': '<f4', 'fortran_order': False, 'shape': (N, 28, 28), }`, then the data.

@@ -1,4 +1,5 @@
 import Foundation
+import JEMBackend
 
 /// Images and labels from NumPy files: a `.npy` image array (unlabelled) or an `.npz` holding
 /// `x_train, y_train[, x_test, y_test]` or `x, y`.

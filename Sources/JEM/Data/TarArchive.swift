@@ -1,4 +1,5 @@
 import Foundation
+import JEMBackend
 
 /// A minimal reader of (optionally gzipped) tar archives: ustar/GNU headers with checksums,
 /// GNU long names (`L`) and pax `path=` records; regular files only, as ranges into one buffer.

@@ -1,5 +1,7 @@
 import Dispatch
 import Foundation
+import JEMBackend
+import JEMSupport
 
 /// How a dataset's training images are split and which of them carry labels.
 public struct DataSplit: Sendable {
@@ -141,7 +143,7 @@ public final class TrainingData: @unchecked Sendable {
         let streams = (0...1).map { RandomStream.perIteration(.augmentation, iteration: iteration, chain: $0) }
         let noiseStreams = (0...1).map { RandomStream.perIteration(.dataNoise, iteration: iteration, chain: $0) }
         let outputs = UnsafeSendable((px, labeled))
-        Self.balancedChunks(2 * b) { rows in
+        Parallel.forEachChunk(2 * b, minimumPerChunk: 8, chunksPerThread: 8) { rows in
             let scratch = Augmentation.Scratch(imageSize: size, width: w)
             defer { scratch.deallocate() }
             for k in rows {
@@ -160,25 +162,6 @@ public final class TrainingData: @unchecked Sendable {
                                               stream: noiseStreams[which])
                     }
                 }
-            }
-        }
-    }
-}
-
-extension TrainingData {
-    /// Runs `body` over `0 ..< count` in chunks of about 8 rows handed out to the cores as they
-    /// free up (so a core slowed by other work does not hold the batch back); inline below 32.
-    static func balancedChunks(_ count: Int, _ body: (Range<Int>) -> Void) {
-        let chunks = count < 32 || CPUThreads.count == 1 ? 1 : min(count / 8, 8 * CPUThreads.count)
-        if chunks <= 1 {
-            if count > 0 { body(0..<count) }
-            return
-        }
-        withoutActuallyEscaping(body) { body in
-            let box = UnsafeSendable(body)
-            DispatchQueue.concurrentPerform(iterations: chunks) { t in
-                let start = count * t / chunks, end = count * (t + 1) / chunks
-                if start < end { box.value(start..<end) }
             }
         }
     }

@@ -1,4 +1,5 @@
 import Foundation
+import JEMBackend
 
 /// A minimal zip reader for .npz files: the end-of-central-directory record (and its zip64
 /// form), central-directory entries, local file headers, stored (0) or deflated (8) members,

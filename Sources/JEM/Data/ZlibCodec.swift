@@ -1,5 +1,6 @@
 import CZlib
 import Foundation
+import JEMBackend
 
 /// zlib inflate/deflate and CRC-32 for the readers (gzip, .npz, .mat, PNG) and the PNG writer.
 ///

@@ -1,4 +1,5 @@
 import Foundation
+import JEMBackend
 
 /// The processes of one data-parallel job (`mpirun -np N`), as the trainer and the evaluation
 /// see them: no MPI types here. `SingleProcess` is the default everywhere, so a plain run takes

@@ -1,4 +1,5 @@
 import Foundation
+import JEMSupport
 
 extension TrainingRun {
     /// A checkpoint continues bit for bit only with the process count that wrote it (the count

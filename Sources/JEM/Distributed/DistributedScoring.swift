@@ -1,4 +1,5 @@
 import Foundation
+import JEMBackend
 
 extension Scorer {
     /// `score(set, noise:)` over the ranks of a data-parallel job: each rank scores its contiguous run

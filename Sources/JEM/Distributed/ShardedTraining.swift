@@ -1,4 +1,5 @@
 import Foundation
+import JEMBackend
 
 /// Device buffers of the whole global batch of SGLD chains, kept by each rank of a data-parallel
 /// job: the chains start from the replay buffer at their global rows (so re-initialisation noise
@@ -80,7 +81,7 @@ extension SGLDSampler {
     func sampleShard(from buffer: ReplayBuffer, draw: ReplayBuffer.Draw, classes: [Int32]?, seed: UInt64,
                      iteration: Int, chain: Int, shard: BatchShard, chains g: ShardChains,
                      communicator: any Communicator) throws -> DeviceBuffer {
-        let batch = draw.indices.count, rowSize = buffer.rowSize, n = shard.count, k = net.spec.classCount
+        let batch = draw.indices.count, rowSize = buffer.rowSize, n = shard.count
         precondition(batch == shard.total)
         let first = shard.first * rowSize, localCount = n * rowSize, count = batch * rowSize
         try backend.upload(draw.indices, to: g.indices, offset: 0)
@@ -98,10 +99,9 @@ extension SGLDSampler {
         if let classes { try backend.upload(shard.rows(of: classes, rowSize: 1), to: labelBuffer, offset: 0) }
         // Rows of other ranks get a zero gradient here; their values are replaced by the gather below.
         for step in 0..<steps {
-            let logits = net.forward(chains, batch: n)
-            seedGradient(logits: logits, batch: n, classCount: k, conditional: classes != nil)
-            net.backward(gradLogits: gradLogits, batch: n, gradInput: gradInput, mode: .inputOnly)
-            backend.copy(gradInput, sourceOffset: 0, to: g.globalGrad, destinationOffset: first, count: localCount)
+            energy.gradient(at: chains, batch: n, labels: classes == nil ? nil : labelBuffer)
+            backend.copy(energy.inputGradient, sourceOffset: 0, to: g.globalGrad, destinationOffset: first,
+                         count: localCount)
             backend.sgldUpdate(x: g.global, grad: g.globalGrad, count: count, stepSize: stepSize, noiseStd: noiseStd,
                                seed: seed, stream: RandomStream.sgld(iteration: iteration, step: step, chain: chain),
                                gradClip: gradClip, clampRange: clampRange)

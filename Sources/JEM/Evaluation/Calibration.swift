@@ -1,3 +1,4 @@
+import JEMBackend
 /// Expected calibration error and the reliability diagram it is read from (Guo et al. 2017, the
 /// `ECELoss` JEM++ uses): confidence = max softmax, `binCount` equal-width bins
 /// `(i/binCount, (i+1)/binCount]`, ECE = Σ_b (|B_b| / n) · |accuracy(B_b) − confidence(B_b)|.

@@ -1,4 +1,5 @@
 import Foundation
+import JEMBackend
 
 /// Accuracy and mean cross-entropy of a classifier from its logits, in double precision.
 public struct ClassificationMetrics: Codable, Sendable, Equatable {
@@ -32,4 +33,11 @@ public struct ClassificationMetrics: Codable, Sendable, Equatable {
     public static func correctness(logits: [Float], labels: [Int32], classCount k: Int) -> [Bool] {
         labels.enumerated().map { r, y in argmax(logits[(r * k)..<((r + 1) * k)]) == Int(y) }
     }
+}
+
+/// log(sum(exp(row))) in double precision, max subtracted first: -inf for a row of -inf.
+func logSumExp(_ row: ArraySlice<Float>) -> Double {
+    let m = Double(row.max() ?? -.infinity)
+    if !m.isFinite { return m }
+    return m + log(row.reduce(0.0) { $0 + exp(Double($1) - m) })
 }

@@ -1,4 +1,6 @@
 import Foundation
+import JEMBackend
+import JEMSupport
 
 /// A set of images an evaluation scores: the in-distribution set or an OOD set.
 public struct EvaluationSet: Sendable {
@@ -109,6 +111,18 @@ public struct EvaluationResult: Codable, Sendable, Equatable {
     public var scores: [String: ScoreSummary]
     /// Per OOD set name.
     public var ood: [String: OODResult]
+    /// Temperature scaling (`jem-gpu calibrate`), present only when a temperature file was
+    /// found beside the checkpoint: T, where it came from, and NLL/ECE of softmax(logits / T).
+    /// `nll` and `ece` above are always the raw (T = 1) numbers.
+    public var temperature: Double?
+    public var temperatureFile: String?
+    public var nllScaled: Double?
+    public var eceScaled: Double?
+
+    enum CodingKeys: String, CodingKey {
+        case settings, count, labelled, accuracy, nll, ece, calibration, scores, ood, temperature
+        case temperatureFile = "temperature_file", nllScaled = "nll_scaled", eceScaled = "ece_scaled"
+    }
 
     /// The metrics of a set of scores: pure arithmetic, so a `score` dump recomputes them exactly.
     public init(settings: EvaluationSettings, inDistribution: ExampleScores,
@@ -180,12 +194,6 @@ public final class Evaluator {
         scorer = try Scorer(net: net)
     }
 
-    /// The Philox stream of the test noise of set `index` (0: in-distribution, 1...: the OOD
-    /// sets in order). Set 0 uses the stream the trainer's valid/test evaluation draws from, so
-    /// evaluating with the training seed and `--test-noise` reproduces its logged accuracy.
-    public static func noiseStream(set index: Int) -> UInt64 {
-        RandomStream.dataNoise.id((1 << 55) | UInt64(index == 0 ? 1 : index + 1))
-    }
 
     /// Scores every set (in-distribution first) and computes the metrics. `settings` gets the
     /// network, batch size and backend filled in. `progress` is told each set's name first.
@@ -205,7 +213,7 @@ public final class Evaluator {
         settings.backend = net.backend.kind.rawValue
         settings.device = net.backend.deviceDescription
         func noise(_ index: Int) -> TestNoise {
-            TestNoise(std: settings.testNoise, seed: settings.seed, stream: Self.noiseStream(set: index))
+            TestNoise(std: settings.testNoise, seed: settings.seed, stream: RandomStream.testNoise(set: index))
         }
         progress(inDistribution.name)
         let inScores = try scorer.score(inDistribution.images, noise: noise(0), communicator: communicator)

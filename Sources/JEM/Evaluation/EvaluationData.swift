@@ -1,3 +1,5 @@
+import JEMBackend
+import JEMSupport
 /// Which images of a dataset an evaluation scores.
 public enum EvaluationSplit: String, Sendable, Codable, CaseIterable {
     /// The dataset's test split; a dataset that is a single set of images (one .npy, one IDX
@@ -39,10 +41,11 @@ public enum EvaluationData {
                 throw IOError("the checkpoint records no training config, so its valid split (count and seed) "
                               + "cannot be reproduced; use --split test or train")
             }
-            let carved = DataSplit(dataset.train, validCount: config.validCount, labelsPerClass: nil,
+            let carved = DataSplit(dataset.limitingTrain(to: config.trainLimit).train, validCount: config.validCount, labelsPerClass: nil,
                                    classCount: dataset.classCount, seed: config.seed)
             let set = split == .valid ? carved.valid : carved.train
-            let validText = config.validCount.map { "--valid \($0)" } ?? "default --valid"
+            let validText = (config.validCount.map { "--valid \($0)" } ?? "default --valid")
+                + (config.trainLimit.map { ", --train-limit \($0)" } ?? "")
             return EvaluationImages(images: set, detail: "\(split.rawValue) part of the training split as the trainer "
                                     + "carved it (\(validText), seed \(config.seed)), \(set.count) images")
         }

@@ -1,4 +1,5 @@
 import Foundation
+import JEMBackend
 
 /// The PNG figures of an evaluation: the reliability diagram, and per OOD set the histograms
 /// of each score (in-distribution vs that set) and the ROC curves of the three scores.

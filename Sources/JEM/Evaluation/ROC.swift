@@ -1,3 +1,4 @@
+import JEMBackend
 /// Area under the ROC curve for "is this example positive (in-distribution)?", where a higher
 /// score means more in-distribution, and the curve itself for plotting.
 ///

@@ -1,4 +1,5 @@
 import Foundation
+import JEMBackend
 
 /// The three out-of-distribution scores of the official `eval_wrn_ebm.py`; higher means "more
 /// in-distribution".
@@ -72,10 +73,7 @@ public final class Scorer {
     public var batchSize: Int { net.maxBatch }
 
     let input: DeviceBuffer
-    let gradInput: DeviceBuffer
-    let lse: DeviceBuffer
-    let ones: DeviceBuffer
-    let gradLogits: DeviceBuffer
+    let energy: EnergyGradient
     let gram: DeviceBuffer
 
     public init(net: WideResNet) throws {
@@ -83,11 +81,7 @@ public final class Scorer {
         backend = net.backend
         let b = net.maxBatch, size = net.spec.inputCount
         input = try backend.makeBuffer(count: b * size)
-        gradInput = try backend.makeBuffer(count: b * size)
-        lse = try backend.makeBuffer(count: b)
-        ones = try backend.makeBuffer(count: b)
-        backend.fill(ones, value: 1, offset: 0, count: b)
-        gradLogits = try backend.makeBuffer(count: b * net.spec.classCount)
+        energy = try EnergyGradient(net: net)
         gram = try backend.makeBuffer(count: b * b)
     }
 
@@ -114,17 +108,15 @@ public final class Scorer {
                 }
             }
             try backend.upload(n == batchSize ? chunk : Array(chunk[0..<(n * size)]), to: input, offset: 0)
-            let out = net.forward(input, batch: n)
-            backend.logSumExpRows(out, rows: n, cols: k, out: lse)
-            backend.logSumExpBackward(out, lse: lse, gradOut: ones, rows: n, cols: k, gradX: gradLogits,
-                                      accumulate: false)
-            net.backward(gradLogits: gradLogits, batch: n, gradInput: gradInput, mode: .inputOnly)
+            let out = energy.forward(input, batch: n)
+            energy.backward(out, batch: n, mode: .inputOnly)
+            let gradInput = energy.inputGradient
             // Gram matrix of the n gradient rows; its diagonal holds the squared norms.
             backend.gemm(transposeA: false, transposeB: true, m: n, n: n, k: size, alpha: 1, a: gradInput, aOffset: 0,
                          lda: size, b: gradInput, bOffset: 0, ldb: size, beta: 0, c: gram, cOffset: 0, ldc: n,
                          batch: .single)
             let batchLogits = try backend.download(out, offset: 0, count: n * k)
-            let batchLSE = try backend.download(lse, offset: 0, count: n)
+            let batchLSE = try backend.download(energy.energies, offset: 0, count: n)
             let batchGram = try backend.download(gram, offset: 0, count: n * n)
             for r in 0..<n {
                 let row = batchLogits[(r * k)..<((r + 1) * k)]

@@ -1,3 +1,4 @@
+import JEMBackend
 /// Out-of-distribution sets made from the in-distribution images themselves, so that any
 /// dataset (the built-in one included) has OOD sets without a download. Each has as many
 /// images as the set it is made from, no labels, and is a pure function of (images, seed).

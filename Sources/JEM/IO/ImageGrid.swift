@@ -1,4 +1,6 @@
 import Foundation
+import JEMBackend
+import JEMSupport
 
 /// Writes a batch of images as one PNG grid (for `data inspect` and samples during training).
 public enum ImageGrid {

@@ -1,4 +1,6 @@
 import Foundation
+import JEMBackend
+import JEMSupport
 
 /// metrics.jsonl: one JSON object per line, appended and flushed as the run goes.
 public final class MetricsLog {

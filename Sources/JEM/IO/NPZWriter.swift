@@ -1,4 +1,6 @@
 import Foundation
+import JEMBackend
+import JEMSupport
 
 /// One array for a `.npy` file: little-endian float32, int64, or a unicode string scalar.
 public enum NPYValue: Sendable, Equatable {

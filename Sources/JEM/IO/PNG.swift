@@ -1,4 +1,5 @@
 import Foundation
+import JEMBackend
 
 /// PNG encoding (8-bit gray, gray+alpha, RGB, RGBA) and decoding (every non-interlaced PNG:
 /// gray, gray+alpha, RGB, RGBA and palette, bit depths 1-16, all five row filters), with zlib

@@ -1,4 +1,6 @@
 import Foundation
+import JEMBackend
+import JEMSupport
 
 /// The safetensors format (huggingface/safetensors): an 8-byte little-endian header length N, a
 /// JSON header of N bytes `{name: {dtype, shape, data_offsets: [begin, end]}, "__metadata__": {..}}`,

@@ -1,3 +1,4 @@
+import JEMBackend
 /// One learnable tensor: its official PyTorch state_dict name and shape, its value and gradient
 /// on the backend.
 public final class Parameter {

@@ -1,3 +1,4 @@
+import JEMBackend
 /// The architecture of the official JEM WideResNet (`wideresnet.py` + `CCF` in `train_wrn_ebm.py`).
 public struct WideResNetSpec: Sendable, Equatable, CustomStringConvertible {
     /// 6n+4.
@@ -259,9 +260,9 @@ final class WideBasicBlock {
     let height: Int, width: Int          // input resolution (conv1 runs here)
     let outHeight: Int, outWidth: Int
 
-    // Saved for backward, sized for maxBatch. A backend that fuses the activations into the convs
-    // (fusesConvInputActivation) recomputes act(x) and act(hidden) on the fly and only lends
-    // activated1/2 and gradActivated1 to its fallbacks as scratch.
+    // Sized for maxBatch. The convs of an activated input take act(x) / act(hidden) as the
+    // backend decides: a fusing backend applies them on the fly, the others write them into the
+    // scratch buffers activated1/2 and gradActivated1.
     let activated1: DeviceBuffer   // act(x)
     let hidden: DeviceBuffer       // conv1(act(x))
     let activated2: DeviceBuffer   // act(hidden)
@@ -313,22 +314,13 @@ final class WideBasicBlock {
     }
 
     func forward(_ x: DeviceBuffer, batch: Int, on backend: any Backend) {
-        let inCount = batch * inChannels * height * width
         let outCount = batch * outChannels * outHeight * outWidth
         let s1 = conv1.shape(batch: batch, height: height, width: width)
         let s2 = conv2.shape(batch: batch, height: height, width: width)
-        if backend.fusesConvInputActivation {
-            // act(x) and act(hidden) are applied inside the convs (activated1/2 stay unused).
-            backend.conv2dForward(s1, input: x, activation: activation, scratch: activated1, weight: conv1.weight.value,
-                                  bias: conv1.bias.value, output: hidden)
-            backend.conv2dForward(s2, input: hidden, activation: activation, scratch: activated2,
-                                  weight: conv2.weight.value, bias: conv2.bias.value, output: output)
-        } else {
-            backend.activationForward(activation, x: x, y: activated1, count: inCount)
-            conv1.forward(s1, input: activated1, output: hidden, on: backend)
-            backend.activationForward(activation, x: hidden, y: activated2, count: batch * outChannels * height * width)
-            conv2.forward(s2, input: activated2, output: output, on: backend)
-        }
+        backend.conv2dForward(s1, input: x, activation: activation, scratch: activated1, weight: conv1.weight.value,
+                              bias: conv1.bias.value, output: hidden)
+        backend.conv2dForward(s2, input: hidden, activation: activation, scratch: activated2,
+                              weight: conv2.weight.value, bias: conv2.bias.value, output: output)
         if let shortcut, let shortcutOutput {
             shortcut.forward(shortcut.shape(batch: batch, height: height, width: width), input: x,
                              output: shortcutOutput, on: backend)
@@ -342,7 +334,6 @@ final class WideBasicBlock {
     func backward(input x: DeviceBuffer, gradOutput: DeviceBuffer, gradInput: DeviceBuffer, batch: Int,
                   parameters: Bool, on backend: any Backend) {
         let inCount = batch * inChannels * height * width
-        let hiddenCount = batch * outChannels * height * width
         // Shortcut path first: it initialises gradInput.
         if let shortcut {
             shortcut.backward(shortcut.shape(batch: batch, height: height, width: width), input: x,
@@ -353,33 +344,22 @@ final class WideBasicBlock {
         }
         let s1 = conv1.shape(batch: batch, height: height, width: width)
         let s2 = conv2.shape(batch: batch, height: height, width: width)
-        if backend.fusesConvInputActivation {
-            // The activations' derivatives are applied inside the convs' input gradients.
-            if parameters {
-                backend.conv2dBackwardFilter(s2, input: hidden, activation: activation, scratch: activated2,
-                                             gradOutput: gradOutput, gradWeight: conv2.weight.gradient,
-                                             gradBias: conv2.bias.gradient, accumulate: true)
-            }
-            backend.conv2dBackwardData(s2, gradOutput: gradOutput, weight: conv2.weight.value, input: hidden,
-                                       activation: activation, scratch: activated2, gradInput: gradHidden,
-                                       accumulate: false)
-            if parameters {
-                backend.conv2dBackwardFilter(s1, input: x, activation: activation, scratch: activated1,
-                                             gradOutput: gradHidden, gradWeight: conv1.weight.gradient,
-                                             gradBias: conv1.bias.gradient, accumulate: true)
-            }
-            backend.conv2dBackwardData(s1, gradOutput: gradHidden, weight: conv1.weight.value, input: x,
-                                       activation: activation, scratch: gradActivated1, gradInput: gradInput,
-                                       accumulate: true)
-            return
+        // The activations' derivatives are applied inside the convs' input gradients.
+        if parameters {
+            backend.conv2dBackwardFilter(s2, input: hidden, activation: activation, scratch: activated2,
+                                         gradOutput: gradOutput, gradWeight: conv2.weight.gradient,
+                                         gradBias: conv2.bias.gradient, accumulate: true)
         }
-        conv2.backward(s2, input: activated2, gradOutput: gradOutput, gradInput: gradHidden, accumulateInput: false,
-                       parameters: parameters, on: backend)
-        backend.activationBackward(activation, x: hidden, gradY: gradHidden, gradX: gradHidden, count: hiddenCount,
+        backend.conv2dBackwardData(s2, gradOutput: gradOutput, weight: conv2.weight.value, input: hidden,
+                                   activation: activation, scratch: activated2, gradInput: gradHidden,
                                    accumulate: false)
-        conv1.backward(s1, input: activated1, gradOutput: gradHidden, gradInput: gradActivated1, accumulateInput: false,
-                       parameters: parameters, on: backend)
-        backend.activationBackward(activation, x: x, gradY: gradActivated1, gradX: gradInput, count: inCount,
+        if parameters {
+            backend.conv2dBackwardFilter(s1, input: x, activation: activation, scratch: activated1,
+                                         gradOutput: gradHidden, gradWeight: conv1.weight.gradient,
+                                         gradBias: conv1.bias.gradient, accumulate: true)
+        }
+        backend.conv2dBackwardData(s1, gradOutput: gradHidden, weight: conv1.weight.value, input: x,
+                                   activation: activation, scratch: gradActivated1, gradInput: gradInput,
                                    accumulate: true)
     }
 }

@@ -1,4 +1,6 @@
 import Foundation
+import JEMBackend
+import JEMSupport
 
 /// Assembles the report page of a run, optionally against a baseline run: the comparison table
 /// of the evaluations (accuracy, NLL, ECE, OOD AUROCs), the OOD sets used, training curves,
@@ -66,6 +68,7 @@ public struct ReportBuilder {
         try addCurves(&doc)
         addCalibration(&doc)
         try addSamples(&doc)
+        try addSampleQuality(&doc)
         addRobustness(&doc)
         addSettings(&doc)
         addEvents(&doc)
@@ -101,8 +104,14 @@ public struct ReportBuilder {
             rows.append([name] + models.map { Self.number($0.evaluation.flatMap(value)) })
         }
         row("\(split) accuracy") { $0.accuracy }
-        row("NLL (mean cross-entropy)") { $0.nll }
-        row("ECE (20 bins)") { $0.ece }
+        row("NLL, raw (mean cross-entropy)") { $0.nll }
+        row("ECE, raw (20 bins)") { $0.ece }
+        let scaled = evaluations.contains { $0.temperature != nil }
+        if scaled {
+            row("temperature T (calibrate, valid split)") { $0.temperature }
+            row("NLL, temperature-scaled (logits / T)") { $0.nllScaled }
+            row("ECE, temperature-scaled (logits / T)") { $0.eceScaled }
+        }
         let oodNames = Self.orderedOODNames(evaluations)
         for name in oodNames {
             for score in OODScore.allCases {
@@ -115,7 +124,10 @@ public struct ReportBuilder {
         doc.append(.paragraph("Higher is better for accuracy and AUROC, lower for NLL and ECE. AUROC: in-distribution "
                               + "images are the positive class; px = LogSumExp of the logits (log p(x) up to a "
                               + "constant), py = max softmax probability, pxgrad = -‖∂ LogSumExp / ∂x‖₂; 0.5 is "
-                              + "chance, 1 perfect separation."))
+                              + "chance, 1 perfect separation. NLL and ECE are raw (the logits as they are)"
+                              + (scaled ? "; the temperature-scaled rows divide the logits by the T that `jem-gpu "
+                                 + "calibrate` fitted on the run's validation split (n/a: no temperature file)."
+                                 : "; `jem-gpu calibrate` adds temperature-scaled rows.")))
         var settings: [String] = []
         for (i, m) in models.enumerated() {
             guard let e = m.evaluation else {
@@ -138,7 +150,8 @@ public struct ReportBuilder {
         } else {
             let oodRows = oodNames.map { name -> [String] in
                 let result = evaluations.lazy.compactMap { $0.ood[name] }.first
-                let what = SyntheticOOD.allCases.first { $0.name == name }.map(\.explanation) ?? "a dataset"
+                let what = SyntheticOOD.allCases.first { $0.name == name }.map(\.explanation)
+                    ?? (result?.source.hasPrefix("builtin ") == true ? "the built-in procedural digits" : "a dataset")
                 let used = models.map { $0.evaluation?.ood[name] != nil ? "yes" : "no" }
                 return ["`\(name)`", what, result?.source ?? "", result.map { "\($0.count)" } ?? ""] + used
             }

@@ -1,4 +1,6 @@
 import Foundation
+import JEMBackend
+import JEMSupport
 
 /// A report page as a list of blocks, rendered twice: as Markdown whose images are files in a
 /// folder next to it, and as one self-contained HTML file with the same images as data URIs.

@@ -1,4 +1,6 @@
 import Foundation
+import JEMBackend
+import JEMSupport
 
 /// A training run folder as `jem-gpu train --out DIR` leaves it, read for a report: config.json,
 /// metrics.jsonl, the checkpoints, the sample grids, and what later commands added (eval/ from
@@ -164,7 +166,9 @@ public struct RunFolder {
     /// The images the built-in dataset was made with, from the split sizes config.json records
     /// (train_images + valid_images, test_images); nil for other data or when they are missing.
     public var builtinCounts: (train: Int, test: Int)? {
-        guard config.data == "builtin", let train = details.trainImages, let valid = details.validImages,
+        guard config.data == "builtin" else { return nil }
+        if let train = config.builtinTrainCount, let test = config.builtinTestCount { return (train, test) }
+        guard let train = details.trainImages, let valid = details.validImages,
               let test = details.testImages else { return nil }
         return (train + valid, test)
     }

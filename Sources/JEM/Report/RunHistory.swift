@@ -1,4 +1,6 @@
 import Foundation
+import JEMBackend
+import JEMSupport
 
 /// What a run's metrics.jsonl says happened: the logged training steps, the per-epoch
 /// evaluations, divergence events and the end record of every process that worked on the run.

@@ -1,3 +1,4 @@
+import JEMBackend
 /// The training-curve charts of a report, one or two runs overlaid on each chart: loss and
 /// cross-entropy, accuracy (train per logging step, valid and test per evaluation), and the
 /// energies f(x_data) against f(x_q) of the runs that sample. The x axis is the iteration.

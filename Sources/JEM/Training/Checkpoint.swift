@@ -1,4 +1,6 @@
 import Foundation
+import JEMBackend
+import JEMSupport
 
 /// Checkpoints are safetensors files. The model tensors carry the official JEM `CCF`
 /// state_dict names and layouts (`f.conv1.weight`, ..., `class_output.bias`), so they load into

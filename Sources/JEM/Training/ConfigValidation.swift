@@ -1,4 +1,6 @@
 import Foundation
+import JEMBackend
+import JEMSupport
 
 /// A setting that cannot be used, said in one line naming the `jem-gpu train` flag (or, for the
 /// few settings without one, the config key) and what is allowed.
@@ -77,6 +79,7 @@ extension TrainingConfig {
             throw ConfigError("recoveryFactor must be in (0, 1] (got \(recoveryFactor))")
         }
         if let validCount { try nonNegative(validCount, "valid") }
+        if let trainLimit { try positive(trainLimit, "train-limit") }
         if let labelsPerClass { try positive(labelsPerClass, "labels-per-class") }
         try nonNegative(augmentation.noiseStd, "sigma")
         try nonNegative(augmentation.padding, "pad")
@@ -95,7 +98,10 @@ extension TrainingConfig {
     /// buffer, and a memory estimate (so an absurd size is refused before anything is allocated).
     public func validate(for dataset: Dataset, memoryBytes: UInt64 = ProcessInfo.processInfo.physicalMemory) throws {
         try validate()
-        let trainCount = dataset.train.count
+        if let trainLimit, trainLimit > dataset.train.count {
+            throw ConfigError("--train-limit \(trainLimit) is more than the \(dataset.train.count) training images of --data \(data)")
+        }
+        let trainCount = min(trainLimit ?? Int.max, dataset.train.count)
         let valid = validCount ?? (trainCount >= 50_000 ? 5000 : trainCount / 10)
         if valid >= trainCount {
             throw ConfigError("--valid \(valid) leaves no training images (the dataset has \(trainCount))")

@@ -1,3 +1,4 @@
+import JEMBackend
 /// Watches every iteration for divergence (non-finite loss, |L| above a limit, or the gap
 /// |f(x_data) - f(x_q)| exploding), keeps an in-memory copy of the last good state, and on a
 /// trip rolls back to it. The caller then reseeds and cuts the lr or adds SGLD steps.
@@ -60,4 +61,10 @@ public final class DivergenceGuard {
         trainer.optimizer.stepCount = state.optimizerSteps
         return state
     }
+}
+
+/// Training stopped because the divergence guard ran out of recoveries.
+public struct TrainingDiverged: Error, CustomStringConvertible {
+    public let message: String
+    public var description: String { message }
 }

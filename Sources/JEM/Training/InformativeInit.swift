@@ -1,4 +1,5 @@
-import CBLAS
+import JEMBackend
+import JEMSupport
 
 /// Where SGLD chains start: U(-1, 1) as in the official JEM code, or JEM++'s "informative
 /// initialisation" (Yang & Ji, ICCV 2021), one Gaussian per class fitted to the training images.
@@ -68,6 +69,7 @@ public final class InformativeInit: @unchecked Sendable {
     /// (the validation images held out), with the run's seed. `jem-gpu sample` refits them from a
     /// checkpoint's config this way.
     public static func fit(config: TrainingConfig, dataset: Dataset) throws -> InformativeInit {
+        let dataset = dataset.limitingTrain(to: config.trainLimit)
         let split = DataSplit(dataset.train, validCount: config.validCount, labelsPerClass: config.labelsPerClass,
                               classCount: dataset.classCount, seed: config.seed)
         return try InformativeInit(images: split.train, indices: split.labeledIndices, classCount: dataset.classCount,
@@ -90,8 +92,7 @@ public final class InformativeInit: @unchecked Sendable {
                                   stream: stream)
                 for j in 0..<d { x[j] = means[c][j] + Self.jitterStd * zp[n + j] }
                 factors[c].withUnsafeBufferPointer { a in
-                    cblas_sgemv(CblasRowMajor, CblasTrans, Int32(n), Int32(d), 1, a.baseAddress, Int32(d),
-                                zp.baseAddress, 1, 1, x, 1)
+                    HostBLAS.addTransposedProduct(a.baseAddress!, rows: n, cols: d, zp.baseAddress!, into: x)
                 }
             }
             for j in 0..<d { x[j] = min(max(x[j], -1), 1) }

@@ -1,4 +1,5 @@
 import Foundation
+import JEMBackend
 
 /// The real images of one iteration: a batch for p(x) and a labelled batch for p(y|x), drawn
 /// from separate shuffled streams as in the official code. NCHW floats in [-1, 1].
@@ -53,6 +54,8 @@ public final class JEMTrainer {
 
     let realBatch: DeviceBuffer
     let labelBuffer: DeviceBuffer
+    /// f(x) and its parameter gradients for the p(x) term (no input gradient needed).
+    let energy: EnergyGradient
     let energies: DeviceBuffer
     let rowGrad: DeviceBuffer
     let gradLogits: DeviceBuffer
@@ -93,6 +96,7 @@ public final class JEMTrainer {
             : try ShardChains(batch: shard.total, rowSize: spec.inputCount, backend: backend)
         realBatch = try backend.makeBuffer(count: batch * spec.inputCount)
         labelBuffer = try backend.makeBuffer(count: batch, type: .int32)
+        energy = try EnergyGradient(net: net, inputGradient: false)
         energies = try backend.makeBuffer(count: batch)
         rowGrad = try backend.makeBuffer(count: batch)
         gradLogits = try backend.makeBuffer(count: batch * spec.classCount)
@@ -148,15 +152,11 @@ public final class JEMTrainer {
             try backend.upload(labels, to: labelBuffer, offset: 0)
             let logits = net.forward(realBatch, batch: b)
             let host = try backend.download(logits, offset: 0, count: b * k)
-            var ce = 0.0, correct = 0, labelLogit = 0.0
-            for r in 0..<b {
-                let row = host[(r * k)..<((r + 1) * k)], y = Int(labels[r])
-                ce += logSumExp(row) - Double(row[row.startIndex + y])
-                labelLogit += Double(row[row.startIndex + y])
-                if row.indices.max(by: { row[$0] < row[$1] }) == row.startIndex + y { correct += 1 }
-            }
-            stats.crossEntropy = ce / Double(b)
-            stats.accuracy = Double(correct) / Double(b)
+            let metrics = ClassificationMetrics(logits: host, labels: labels, classCount: k)
+            stats.crossEntropy = metrics.nll
+            stats.accuracy = metrics.accuracy
+            var labelLogit = 0.0
+            for r in 0..<b { labelLogit += Double(host[r * k + Int(labels[r])]) }
             if config.usesPyx {
                 backend.softmaxCrossEntropyBackward(logits, labels: labelBuffer, rows: b, cols: k,
                                                     scale: config.pyxWeight / Float(gb), gradLogits: gradLogits,
@@ -199,18 +199,15 @@ public final class JEMTrainer {
 
     /// Forward + full backward of `weight * mean f(x) + l2 * mean f(x)^2` for one batch; returns f(x).
     private func energyPass(input: DeviceBuffer, weight: Float, l2: Float) throws -> [Float] {
-        let b = shard.count, gb = Float(shard.total), k = net.spec.classCount
-        let logits = net.forward(input, batch: b)
-        backend.logSumExpRows(logits, rows: b, cols: k, out: energies)
+        let b = shard.count, gb = Float(shard.total)
+        let logits = energy.forward(input, batch: b)
         // d/df_r = weight/B + 2 l2 f_r / B, computed on the device (B: the global batch).
         backend.fill(rowGrad, value: weight / gb, offset: 0, count: b)
         if l2 > 0 {
-            backend.axpby(alpha: 2 * l2 / gb, x: energies, beta: 1, y: rowGrad, count: b)
+            backend.axpby(alpha: 2 * l2 / gb, x: energy.energies, beta: 1, y: rowGrad, count: b)
         }
-        backend.logSumExpBackward(logits, lse: energies, gradOut: rowGrad, rows: b, cols: k, gradX: gradLogits,
-                                  accumulate: false)
-        net.backward(gradLogits: gradLogits, batch: b, gradInput: nil, mode: .full)
-        return try backend.download(energies, offset: 0, count: b)
+        energy.backward(logits, batch: b, rowWeights: rowGrad, mode: .full)
+        return try backend.download(energy.energies, offset: 0, count: b)
     }
 
     /// gradLogits += scale * one-hot(labels), as softmax - (softmax - one-hot) on the device.
@@ -241,13 +238,33 @@ public final class JEMTrainer {
     }
 }
 
-func logSumExp(_ row: ArraySlice<Float>) -> Double {
-    let m = Double(row.max() ?? -.infinity)
-    if !m.isFinite { return m }
-    return m + log(row.reduce(0.0) { $0 + exp(Double($1) - m) })
-}
-
 func mean(_ values: [Float]) -> Double { values.reduce(0.0) { $0 + Double($1) } / Double(max(values.count, 1)) }
 func meanOfSquares(_ values: [Float]) -> Double {
     values.reduce(0.0) { $0 + Double($1) * Double($1) } / Double(max(values.count, 1))
+}
+
+extension JEMTrainer {
+    /// Accuracy and mean cross-entropy of the classifier on a labelled set. With `noiseStd` > 0,
+    /// N(0, noiseStd²) is added to every input first, as the official evaluation does (sigma .03);
+    /// the noise is Philox-addressed by image index, so the result is deterministic.
+    public func classify(_ set: ImageSet, noiseStd: Float = 0) throws -> (accuracy: Double, nll: Double) {
+        guard let labels = set.labels, set.count > 0 else { return (0, 0) }
+        let size = set.imageSize
+        var logits: [Float] = [], start = 0
+        var chunk = [Float](repeating: 0, count: config.batchSize * size)
+        while start < set.count {
+            let n = min(config.batchSize, set.count - start)
+            chunk.withUnsafeMutableBufferPointer { buffer in
+                set.images(Array(start..<(start + n)), into: buffer.baseAddress!)
+                if noiseStd > 0 {
+                    Augmentation.addNoise(buffer.baseAddress!, count: n * size, start: start * size, std: noiseStd,
+                                          seed: config.seed, stream: RandomStream.testNoise(set: 0))
+                }
+            }
+            logits += try self.logits(of: chunk, count: n)
+            start += n
+        }
+        let metrics = ClassificationMetrics(logits: logits, labels: labels, classCount: net.spec.classCount)
+        return (metrics.accuracy, metrics.nll)
+    }
 }

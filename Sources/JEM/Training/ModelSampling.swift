@@ -1,4 +1,5 @@
 import Foundation
+import JEMBackend
 
 /// Samples from a trained model with SGLD (`jem-gpu sample` and the grids a run writes):
 /// unconditional chains on LSE f(x), class-conditional chains on the logit f(x)[y], and the

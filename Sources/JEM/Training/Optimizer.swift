@@ -1,3 +1,4 @@
+import JEMBackend
 /// Adam (the paper's) or SGD with momentum over the network's trainable parameters, with the
 /// per-parameter state on the device. `step` is the single point where "gradients ready"
 /// becomes "parameters updated" (the place a data-parallel all-reduce would go).

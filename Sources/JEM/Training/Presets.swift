@@ -1,3 +1,4 @@
+import JEMBackend
 /// Named starting points for `jem-gpu train`; explicit flags override them.
 public enum Presets {
     /// The official CIFAR-10 command of wgrathwohl/JEM's README: wrn-28-10, Adam 1e-4, px 1,

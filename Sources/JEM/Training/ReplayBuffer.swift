@@ -1,3 +1,4 @@
+import JEMBackend
 /// The persistent replay buffer of SGLD chains, kept on the device: `size` images, initialised
 /// from U(-1, 1) or from JEM++'s per-class Gaussians (`InformativeInit`). With `classCount` > 0 it is class-partitioned as in the official code:
 /// class y owns the contiguous rows y*size/K ..< (y+1)*size/K.

@@ -1,3 +1,4 @@
+import JEMBackend
 /// The host-side counters of a run: with the device tensors, everything needed to continue
 /// exactly where it stopped (all randomness is addressed by seed and iteration).
 public struct RunState: Sendable, Codable, Equatable {

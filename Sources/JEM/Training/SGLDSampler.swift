@@ -1,3 +1,4 @@
+import JEMBackend
 /// Stochastic Gradient Langevin Dynamics on the network's negative energy f(x) = LSE(f(x)):
 /// `x <- x + stepSize * df/dx + noiseStd * N(0, I)` for `steps` steps (ascent on f, descent
 /// on the energy), with optional per-element gradient clip and x clamp. Every step stays on the
@@ -13,10 +14,7 @@ public final class SGLDSampler {
     let backend: any Backend
     /// The chains of the current batch, [maxBatch][C][H][W].
     public let chains: DeviceBuffer
-    let gradInput: DeviceBuffer
-    let energies: DeviceBuffer
-    let ones: DeviceBuffer
-    let gradLogits: DeviceBuffer
+    let energy: EnergyGradient
     let indexBuffer: DeviceBuffer
     let reinitBuffer: DeviceBuffer
     let labelBuffer: DeviceBuffer
@@ -32,11 +30,7 @@ public final class SGLDSampler {
         self.clampRange = clampRange
         let n = net.maxBatch, inputCount = net.spec.inputCount
         chains = try backend.makeBuffer(count: n * inputCount)
-        gradInput = try backend.makeBuffer(count: n * inputCount)
-        energies = try backend.makeBuffer(count: n)
-        ones = try backend.makeBuffer(count: n)
-        backend.fill(ones, value: 1, offset: 0, count: n)
-        gradLogits = try backend.makeBuffer(count: n * net.spec.classCount)
+        energy = try EnergyGradient(net: net)
         indexBuffer = try backend.makeBuffer(count: n, type: .int32)
         reinitBuffer = try backend.makeBuffer(count: n, type: .int32)
         labelBuffer = try backend.makeBuffer(count: n, type: .int32)
@@ -69,31 +63,13 @@ public final class SGLDSampler {
 
     /// Runs the SGLD steps on whatever `chains` holds (fresh chains for `jem-gpu sample`).
     public func run(batch: Int, classes: [Int32]?, seed: UInt64, iteration: Int, chain: Int = 0) throws {
-        let k = net.spec.classCount, count = batch * net.spec.inputCount
+        let count = batch * net.spec.inputCount
         if let classes { try backend.upload(classes, to: labelBuffer, offset: 0) }
         for step in 0..<steps {
-            let logits = net.forward(chains, batch: batch)
-            seedGradient(logits: logits, batch: batch, classCount: k, conditional: classes != nil)
-            net.backward(gradLogits: gradLogits, batch: batch, gradInput: gradInput, mode: .inputOnly)
-            backend.sgldUpdate(x: chains, grad: gradInput, count: count, stepSize: stepSize, noiseStd: noiseStd,
-                               seed: seed, stream: RandomStream.sgld(iteration: iteration, step: step, chain: chain),
+            energy.gradient(at: chains, batch: batch, labels: classes == nil ? nil : labelBuffer)
+            backend.sgldUpdate(x: chains, grad: energy.inputGradient, count: count, stepSize: stepSize,
+                               noiseStd: noiseStd, seed: seed, stream: RandomStream.sgld(iteration: iteration, step: step, chain: chain),
                                gradClip: gradClip, clampRange: clampRange)
-        }
-    }
-
-    /// d/dlogits of sum_r f(x_r): softmax for f = LSE, one-hot(y) for f(x, y) = logit_y.
-    func seedGradient(logits: DeviceBuffer, batch: Int, classCount k: Int, conditional: Bool) {
-        backend.logSumExpRows(logits, rows: batch, cols: k, out: energies)
-        if conditional {
-            // one-hot = softmax - (softmax - one-hot): the cross-entropy gradient negated plus the
-            // LSE gradient, both on the backend.
-            backend.softmaxCrossEntropyBackward(logits, labels: labelBuffer, rows: batch, cols: k, scale: -1,
-                                                gradLogits: gradLogits, accumulate: false)
-            backend.logSumExpBackward(logits, lse: energies, gradOut: ones, rows: batch, cols: k, gradX: gradLogits,
-                                      accumulate: true)
-        } else {
-            backend.logSumExpBackward(logits, lse: energies, gradOut: ones, rows: batch, cols: k, gradX: gradLogits,
-                                      accumulate: false)
         }
     }
 }

@@ -1,3 +1,4 @@
+import JEMBackend
 /// Which terms of the JEM objective a run optimises.
 public enum TrainingMode: String, Sendable, Codable, CaseIterable {
     /// p(y|x) + p(x): the paper's recipe.
@@ -64,6 +65,10 @@ public struct TrainingConfig: Sendable, Codable, Equatable {
     public var builtinTestCount: Int? = nil
     /// Held-out validation images (nil: 5000 for 50k+ training sets, else 10%).
     public var validCount: Int? = nil
+    /// Train on the first N training images only (`--train-limit`; nil: all of them). Applied
+    /// before the validation split, by the trainer, --resume and every command that reproduces
+    /// the run's split (`Dataset.limitingTrain(to:)`).
+    public var trainLimit: Int? = nil
     /// Semi-supervised: labels kept per class (nil: all).
     public var labelsPerClass: Int? = nil
     public var augmentation = Augmentation()
@@ -85,6 +90,9 @@ public struct TrainingConfig: Sendable, Codable, Equatable {
         case moreSGLDSteps = "more-sgld-steps"
     }
 
+    /// The field defaults above are the decoding baseline (what a config written by an earlier
+    /// version meant by a missing key, see `init(from:)`), not a recipe: runs start from
+    /// `Presets.standard` or `Presets.paper`, which set every training field explicitly.
     public init() {}
 
     public var usesPx: Bool { mode != .baseline && pxWeight > 0 }
@@ -166,6 +174,7 @@ extension TrainingConfig {
         builtinTrainCount = try value(.builtinTrainCount, builtinTrainCount)
         builtinTestCount = try value(.builtinTestCount, builtinTestCount)
         validCount = try value(.validCount, validCount)
+        trainLimit = try value(.trainLimit, trainLimit)
         labelsPerClass = try value(.labelsPerClass, labelsPerClass)
         augmentation = try value(.augmentation, augmentation)
         testNoise = try value(.testNoise, testNoise)

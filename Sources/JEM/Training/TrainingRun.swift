@@ -1,4 +1,6 @@
 import Foundation
+import JEMBackend
+import JEMSupport
 
 /// Set by SIGINT/SIGTERM; the training loop checks it once per iteration.
 nonisolated(unsafe) private var stopSignal: sig_atomic_t = 0
@@ -52,6 +54,7 @@ public final class TrainingRun {
             throw IOError("\(outputDirectory)/checkpoints/last.safetensors: the saved settings do not fit the data (\(error))")
         }
         guard let spec = config.spec(for: dataset) else { throw ConfigError("--model/--activation: invalid") }
+        let dataset = dataset.limitingTrain(to: config.trainLimit)
         self.spec = spec
         self.config = config
         self.outputDirectory = outputDirectory
@@ -324,45 +327,5 @@ public final class TrainingRun {
         try ImageGrid.write(images: try trainer.lastSamples(), count: count, channels: spec.inputChannels,
                             height: spec.imageHeight, width: spec.imageWidth,
                             columns: Int(Double(count).squareRoot().rounded(.up)), to: outputDirectory + "/" + name)
-    }
-}
-
-/// Training stopped because the divergence guard ran out of recoveries.
-public struct TrainingDiverged: Error, CustomStringConvertible {
-    public let message: String
-    public var description: String { message }
-}
-
-public enum JEMVersion {
-    public static let string = "0.1.0"
-}
-
-extension JEMTrainer {
-    /// Accuracy and mean cross-entropy of the classifier on a labelled set. With `noiseStd` > 0,
-    /// N(0, noiseStd²) is added to every input first, as the official evaluation does (sigma .03);
-    /// the noise is Philox-addressed by image index, so the result is deterministic.
-    public func classify(_ set: ImageSet, noiseStd: Float = 0) throws -> (accuracy: Double, nll: Double) {
-        guard let labels = set.labels, set.count > 0 else { return (0, 0) }
-        let k = net.spec.classCount, size = set.imageSize
-        var correct = 0, nll = 0.0, start = 0
-        var chunk = [Float](repeating: 0, count: config.batchSize * size)
-        while start < set.count {
-            let n = min(config.batchSize, set.count - start)
-            chunk.withUnsafeMutableBufferPointer { buffer in
-                set.images(Array(start..<(start + n)), into: buffer.baseAddress!)
-                if noiseStd > 0 {
-                    Augmentation.addNoise(buffer.baseAddress!, count: n * size, start: start * size, std: noiseStd,
-                                          seed: config.seed, stream: RandomStream.dataNoise.id((1 << 55) | 1))
-                }
-            }
-            let logits = try self.logits(of: chunk, count: n)
-            for r in 0..<n {
-                let row = logits[(r * k)..<((r + 1) * k)], y = Int(labels[start + r])
-                nll += logSumExp(row) - Double(row[row.startIndex + y])
-                if row.indices.max(by: { row[$0] < row[$1] }) == row.startIndex + y { correct += 1 }
-            }
-            start += n
-        }
-        return (Double(correct) / Double(set.count), nll / Double(set.count))
     }
 }

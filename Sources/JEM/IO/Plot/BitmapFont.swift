@@ -1,3 +1,4 @@
+import JEMBackend
 /// A 5×7 pixel font for printable ASCII (32 ... 126), the classic HD44780-style glyphs, so plots
 /// can carry titles, ticks and legends without a font library. g, j, p, q and y use an eighth
 /// row below the baseline for their descenders.

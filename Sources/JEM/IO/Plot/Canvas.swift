@@ -1,4 +1,6 @@
 import Foundation
+import JEMBackend
+import JEMSupport
 
 /// An RGB colour, 8 bits per channel.
 public struct RGB: Sendable, Equatable {

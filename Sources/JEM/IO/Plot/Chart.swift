@@ -1,4 +1,5 @@
 import Foundation
+import JEMBackend
 
 /// A 2-D chart: a framed plot area with grid lines, ticks and numbers on both axes, a title,
 /// axis labels and a legend, and any number of series (lines, histogram outlines, bars).

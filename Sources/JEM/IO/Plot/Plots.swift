@@ -1,4 +1,5 @@
 import Foundation
+import JEMBackend
 
 /// The charts jem-gpu draws, built on `Chart`.
 public enum Plots {
