@@ -51,12 +51,27 @@ struct BenchSuite {
     let model: String
     /// Timed runs of the JEM iteration (nil: 5, or 2 with `quick`).
     var runs: Int? = nil
+    /// Names of ops that failed their check against the CPU backend (and were not timed).
+    static nonisolated(unsafe) var refused: [String] = []
 
     func run() throws -> [BenchResult] {
         var results: [BenchResult] = []
+        // Every op of a non-CPU backend is checked against the CPU backend before it is timed.
+        let validation = backend.kind == .cpu ? nil : BenchValidation(candidate: backend)
         func record(_ name: String, flop: Double? = nil, bytes: Double? = nil, warmup: Int = 1, runs: Int? = nil,
+                    check: ((BenchValidation) throws -> Double)? = nil, tolerance: Double = BenchValidation.opTolerance,
                     _ body: () throws -> Void) throws {
             if let filter, !name.localizedCaseInsensitiveContains(filter) { return }
+            if let validation, let check {
+                let error = try check(validation)
+                let passed = error <= tolerance
+                print(String(format: "check %@: max rel. error vs CPU %.2e (tolerance %.0e) %@", name, error, tolerance,
+                             passed ? "pass" : "FAIL: not timed"))
+                if !passed {
+                    Self.refused.append(name)
+                    return
+                }
+            }
             let repetitions = runs ?? (quick ? 3 : 10)
             for _ in 0..<warmup { try body() }
             try backend.synchronize()
@@ -81,7 +96,9 @@ struct BenchSuite {
             : [(1024, 1024, 1024), (32, 65536, 288), (64, 16384, 576), (128, 4096, 1152), (288, 65536, 32)]
         for (m, n, k) in gemmShapes {
             let a = try random(m * k, 1), b = try random(k * n, 2), c = try backend.makeBuffer(count: m * n)
-            try record("gemm \(m)x\(n)x\(k)", flop: 2 * Double(m * n * k)) {
+            try record("gemm/sgemm \(m)x\(n)x\(k)", flop: 2 * Double(m * n * k), check: { v in
+                try v.compare(inputs: [m * k, k * n], outputs: [m * n]) { e, i, o in e.gemm(m: m, n: n, k: k, a: i[0], b: i[1], c: o[0]) }
+            }) {
                 backend.gemm(m: m, n: n, k: k, a: a, b: b, c: c)
             }
         }
@@ -95,13 +112,28 @@ struct BenchSuite {
             let y = try random(s.outputCount, 6), dx = try backend.makeBuffer(count: s.inputCount)
             let dw = try backend.makeBuffer(count: s.weightCount), db = try backend.makeBuffer(count: s.outChannels)
             let flop = 2 * Double(s.macs)
-            try record("conv fwd \(s)", flop: flop) {
+            var v = s
+            v.batch = min(s.batch, 2)   // checked on two images of the shape
+            try record("convolution/forward \(s)", flop: flop, check: { c in
+                try c.compare(inputs: [v.inputCount, v.weightCount, v.outChannels], outputs: [v.outputCount]) { e, i, o in
+                    e.conv2dForward(v, input: i[0], weight: i[1], bias: i[2], output: o[0])
+                }
+            }) {
                 backend.conv2dForward(s, input: x, weight: w, bias: b, output: y)
             }
-            try record("conv bwd-data \(s)", flop: flop) {
+            try record("convolution/backward_data \(s)", flop: flop, check: { c in
+                try c.compare(inputs: [v.outputCount, v.weightCount], outputs: [v.inputCount]) { e, i, o in
+                    e.conv2dBackwardData(v, gradOutput: i[0], weight: i[1], gradInput: o[0], accumulate: false)
+                }
+            }) {
                 backend.conv2dBackwardData(s, gradOutput: y, weight: w, gradInput: dx, accumulate: false)
             }
-            try record("conv bwd-filter \(s)", flop: flop) {
+            try record("convolution/backward_filter \(s)", flop: flop, check: { c in
+                try c.compare(inputs: [v.inputCount, v.outputCount], outputs: [v.weightCount, v.outChannels]) { e, i, o in
+                    e.conv2dBackwardFilter(v, input: i[0], gradOutput: i[1], gradWeight: o[0], gradBias: o[1],
+                                           accumulate: false)
+                }
+            }) {
                 backend.conv2dBackwardFilter(s, input: x, gradOutput: y, gradWeight: dw, gradBias: db, accumulate: false)
             }
         }
@@ -109,12 +141,20 @@ struct BenchSuite {
         // Bandwidth-bound ops.
         let rows = 4096, cols = quick ? 100 : 1000
         let logits = try random(rows * cols, 7), lse = try backend.makeBuffer(count: rows)
-        try record("logsumexp \(rows)x\(cols)", bytes: Double(rows * cols * 4)) {
+        try record("loss/logsumexp \(rows)x\(cols)", bytes: Double(rows * cols * 4), check: { v in
+            try v.compare(inputs: [rows * cols], outputs: [rows]) { e, i, o in e.logSumExpRows(i[0], rows: rows, cols: cols, out: o[0]) }
+        }) {
             backend.logSumExpRows(logits, rows: rows, cols: cols, out: lse)
         }
         let count = convBatch * 3 * 32 * 32
         let sx = try random(count, 8), sg = try random(count, 9)
-        try record("sgld update \(convBatch)x3x32x32", bytes: Double(count * 12)) {
+        try record("sampling/sgld_update \(convBatch)x3x32x32", bytes: Double(count * 12), check: { v in
+            try v.compare(inputs: [count, count], outputs: [count]) { e, i, o in
+                e.sgldUpdate(x: i[0], grad: i[1], count: count, stepSize: 1, noiseStd: 0.01, seed: 1, stream: 2,
+                             gradClip: nil, clampRange: nil)
+                e.copy(i[0], to: o[0], count: count)
+            }
+        }) {
             backend.sgldUpdate(x: sx, grad: sg, count: count, stepSize: 1, noiseStd: 0.01, seed: 1, stream: 2,
                                gradClip: nil, clampRange: nil)
         }
@@ -124,7 +164,14 @@ struct BenchSuite {
         backend.fill(m1, value: 0, offset: 0, count: params)
         backend.fill(m2, value: 0, offset: 0, count: params)
         var step = 0
-        try record("adam \(params) params", bytes: Double(params * 20)) {
+        let checkCount = min(params, 100_000)
+        try record("optimizers/adam \(params) params", bytes: Double(params * 20), check: { v in
+            try v.compare(inputs: [checkCount, checkCount], outputs: [checkCount, checkCount, checkCount]) { e, i, o in
+                e.adamUpdate(parameters: i[0], gradients: i[1], firstMoment: o[0], secondMoment: o[1], count: checkCount,
+                             hyper: AdamHyperparameters(learningRate: 1e-4), step: 1)
+                e.copy(i[0], to: o[2], count: checkCount)
+            }
+        }) {
             step += 1
             backend.adamUpdate(parameters: p, gradients: g, firstMoment: m1, secondMoment: m2, count: params,
                                hyper: AdamHyperparameters(learningRate: 1e-4), step: step)
@@ -137,15 +184,43 @@ struct BenchSuite {
         backend.fillUniform(input, count: batch * spec.inputCount, low: -1, high: 1, seed: 1, stream: 1)
         let forwardFlop = 2 * Double(net.forwardMACsPerImage * batch)
         let modelRuns = quick ? 3 : 7
-        try record("\(spec.name) forward, batch \(batch)", flop: forwardFlop, runs: modelRuns) {
+        let small = 2
+        let smallInput = (0..<(small * spec.inputCount)).map { 2 * Philox.uniform(seed: 5, stream: 9, element: $0) - 1 }
+        /// Logits, input gradient and (with `parameters`) every parameter gradient of one fwd + bwd at batch 2.
+        func modelPass(_ e: any Backend, _ n: WideResNet, parameters: Bool) throws -> [Float] {
+            let x = try e.makeBuffer(count: small * spec.inputCount)
+            try e.upload(smallInput, to: x, offset: 0)
+            let logits = n.forward(x, batch: small)
+            var out = try e.download(logits, offset: 0, count: small * spec.classCount)
+            let lse = try e.makeBuffer(count: small), ones = try e.makeBuffer(count: small)
+            e.fill(ones, value: 1, offset: 0, count: small)
+            let gl = try e.makeBuffer(count: small * spec.classCount), gx = try e.makeBuffer(count: small * spec.inputCount)
+            e.logSumExpRows(logits, rows: small, cols: spec.classCount, out: lse)
+            e.logSumExpBackward(logits, lse: lse, gradOut: ones, rows: small, cols: spec.classCount, gradX: gl,
+                                accumulate: false)
+            if parameters {
+                n.zeroGradients()
+                n.backward(gradLogits: gl, batch: small, gradInput: nil, mode: .full)
+                for p in n.parameters where p.trainable { out += try e.download(p.gradient, offset: 0, count: p.count) }
+            } else {
+                n.backward(gradLogits: gl, batch: small, gradInput: gx, mode: .inputOnly)
+                out += try e.download(gx, offset: 0, count: small * spec.inputCount)
+            }
+            return out
+        }
+        try record("model/forward \(spec.name) batch \(batch)", flop: forwardFlop, runs: modelRuns, check: { v in
+            try v.compareModel(spec) { e, n in try modelPass(e, n, parameters: false) }
+        }, tolerance: BenchValidation.modelTolerance) {
             net.forward(input, batch: batch)
         }
         let energy = try backend.makeBuffer(count: batch), ones = try backend.makeBuffer(count: batch)
         backend.fill(ones, value: 1, offset: 0, count: batch)
         let gradLogits = try backend.makeBuffer(count: batch * spec.classCount)
         let gradInput = try backend.makeBuffer(count: batch * spec.inputCount)
-        try record("\(spec.name) SGLD step (fwd + d/dx + update), batch \(batch)", flop: 2 * forwardFlop,
-                   runs: modelRuns) {
+        try record("sampling/sgld_step \(spec.name) batch \(batch) (fwd + d/dx + update)", flop: 2 * forwardFlop,
+                   runs: modelRuns, check: { v in
+            try v.compareModel(spec) { e, n in try modelPass(e, n, parameters: false) }
+        }, tolerance: BenchValidation.modelTolerance) {
             let logits = net.forward(input, batch: batch)
             backend.logSumExpRows(logits, rows: batch, cols: spec.classCount, out: energy)
             backend.logSumExpBackward(logits, lse: energy, gradOut: ones, rows: batch, cols: spec.classCount,
@@ -154,8 +229,10 @@ struct BenchSuite {
             backend.sgldUpdate(x: input, grad: gradInput, count: batch * spec.inputCount, stepSize: 1, noiseStd: 0.01,
                                seed: 1, stream: 3, gradClip: nil, clampRange: 0...0.5)
         }
-        try record("\(spec.name) fwd + bwd with parameter gradients, batch \(batch)", flop: 3 * forwardFlop,
-                   runs: modelRuns) {
+        try record("model/training_pass \(spec.name) batch \(batch) (fwd + bwd with parameter gradients)",
+                   flop: 3 * forwardFlop, runs: modelRuns, check: { v in
+            try v.compareModel(spec) { e, n in try modelPass(e, n, parameters: true) }
+        }, tolerance: BenchValidation.modelTolerance) {
             let logits = net.forward(input, batch: batch)
             backend.logSumExpRows(logits, rows: batch, cols: spec.classCount, out: energy)
             backend.logSumExpBackward(logits, lse: energy, gradOut: ones, rows: batch, cols: spec.classCount,
@@ -181,8 +258,24 @@ struct BenchSuite {
                                  labels: (0..<batch).map { Int32($0 % spec.classCount) })
         var iteration = 0
         var traffic = TransferCounts()
-        let jemName = "\(spec.name) JEM iteration (20 SGLD steps), batch \(batch)"
-        try record(jemName, flop: 49 * forwardFlop, runs: runs ?? (quick ? 2 : 5)) {
+        let jemName = "model/jem_iteration \(spec.name) batch \(batch) (20 SGLD steps)"
+        try record(jemName, flop: 49 * forwardFlop, runs: runs ?? (quick ? 2 : 5), check: { v in
+            // One iteration at batch 2 on both backends: the loss and the updated parameters.
+            var outcomes: [[Float]] = []
+            for e in [v.candidate, v.reference as any Backend] {
+                var c = config
+                c.batchSize = small
+                c.bufferSize = 100
+                let t = try JEMTrainer(config: c, spec: spec, backend: e)
+                let d = TrainingBatch(px: smallInput, labeled: Array(smallInput.reversed()),
+                                      labels: (0..<small).map { Int32($0 % spec.classCount) })
+                let stats = try t.iterate(d, iteration: 0, learningRate: 1e-4, seed: 1)
+                var values = [Float(stats.loss)]
+                for p in t.net.parameters.prefix(3) { values += try e.download(p.value, offset: 0, count: p.count) }
+                outcomes.append(values)
+            }
+            return BenchValidation.relativeError(outcomes[0], outcomes[1])
+        }, tolerance: BenchValidation.modelTolerance) {
             let before = backend.transfers
             _ = try trainer.iterate(data, iteration: iteration, learningRate: 1e-4, seed: 1)
             traffic = backend.transfers - before    // the same every iteration: the last one is kept

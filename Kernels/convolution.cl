@@ -223,3 +223,93 @@ __kernel void im2row(__global const float *input, uint image,
         }
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// Autotuning candidates (OpenCLBackend+ConvolutionTuning.swift), compiled only into the programs
+// the tuner builds (JEM_CONV_CANDIDATES defined in front of this file), never into the default one.
+#ifdef JEM_CONV_CANDIDATES
+// conv_gemm_local: the contract of conv_gemm, tiled through local memory for GPUs. A work-group
+// computes an LT_M x LT_N block of C: it stages LT_K-deep slices of A and B in local memory (every
+// global element read once per group instead of once per work-item), and each work-item keeps an
+// LT_WM x LT_WN register tile whose rows and columns are spread LT_M/LT_WM and LT_N/LT_WN apart.
+// NDRange: dim 0 = columns (consecutive work-items read consecutive columns of B: coalesced),
+// dim 1 = rows, dim 2 = batch. Each output is the same fma chain in the same k order as conv_gemm.
+#ifndef LT_M
+#define LT_M 64
+#endif
+#ifndef LT_N
+#define LT_N 64
+#endif
+#ifndef LT_K
+#define LT_K 16
+#endif
+#ifndef LT_WM
+#define LT_WM 4
+#endif
+#ifndef LT_WN
+#define LT_WN 4
+#endif
+#define LT_TM (LT_M / LT_WM)
+#define LT_TN (LT_N / LT_WN)
+
+__kernel __attribute__((reqd_work_group_size(LT_TN, LT_TM, 1)))
+void conv_gemm_local(__global const float *A, uint aOffset, uint aRowStride, uint aColStride,
+                     __global const float *B, uint bOffset, uint ldb, uint bBatchStride,
+                     __global float *C, uint cOffset, uint ldc, uint cBatchStride,
+                     uint M, uint N, uint K,
+                     __global const float *bias, uint hasBias, uint accumulate) {
+    __local float As[LT_K][LT_M];
+    __local float Bs[LT_K][LT_N];
+    uint tx = get_local_id(0), ty = get_local_id(1), tid = ty * LT_TN + tx;
+    uint n0 = get_group_id(0) * LT_N, m0 = get_group_id(1) * LT_M, b = get_global_id(2);
+    __global const float *bp = B + bOffset + b * bBatchStride;
+    float acc[LT_WM][LT_WN];
+    for (int i = 0; i < LT_WM; ++i)
+        for (int j = 0; j < LT_WN; ++j) acc[i][j] = 0.0f;
+    for (uint k0 = 0; k0 < K; k0 += LT_K) {
+        for (uint e = tid; e < LT_K * LT_M; e += LT_TM * LT_TN) {
+            uint kk = e / LT_M, mm = e - kk * LT_M, gm = m0 + mm, gk = k0 + kk;
+            As[kk][mm] = gm < M && gk < K ? A[aOffset + gm * aRowStride + gk * aColStride] : 0.0f;
+        }
+        for (uint e = tid; e < LT_K * LT_N; e += LT_TM * LT_TN) {
+            uint kk = e / LT_N, nn = e - kk * LT_N, gn = n0 + nn, gk = k0 + kk;
+            Bs[kk][nn] = gn < N && gk < K ? bp[gk * ldb + gn] : 0.0f;
+        }
+        barrier(CLK_LOCAL_MEM_FENCE);
+        uint depth = min((uint)LT_K, K - k0);
+#ifdef LT_FAULT_FOR_TESTS
+        if (k0 == 0) depth -= 1;   // a deliberately wrong variant: the tuner's tests check it never wins
+#endif
+        for (uint kk = 0; kk < depth; ++kk) {
+            float av[LT_WM], bv[LT_WN];
+            for (int i = 0; i < LT_WM; ++i) av[i] = As[kk][ty + i * LT_TM];
+            for (int j = 0; j < LT_WN; ++j) bv[j] = Bs[kk][tx + j * LT_TN];
+            for (int i = 0; i < LT_WM; ++i)
+                for (int j = 0; j < LT_WN; ++j) acc[i][j] = fma(av[i], bv[j], acc[i][j]);
+        }
+        barrier(CLK_LOCAL_MEM_FENCE);
+    }
+    __global float *c = C + cOffset + b * cBatchStride;
+    for (int i = 0; i < LT_WM; ++i) {
+        uint m = m0 + ty + i * LT_TM;
+        if (m >= M) continue;
+        float extra = hasBias ? bias[m] : 0.0f;
+        for (int j = 0; j < LT_WN; ++j) {
+            uint n = n0 + tx + j * LT_TN;
+            if (n >= N) continue;
+            float value = acc[i][j] + extra;
+            if (accumulate) value += c[m * ldc + n];
+            c[m * ldc + n] = value;
+        }
+    }
+}
+
+// output[n][c][i] += bias[c] over `count` NCHW elements (after CLBlast's convgemm, which has no bias).
+__kernel void add_channel_bias(__global float *output, uint offset, __global const float *bias,
+                               uint channels, uint spatial, uint count) {
+    uint index = get_global_id(0);
+    if (index >= count) return;
+    uint c = (index / spatial) % channels;
+    output[offset + index] += bias[c];
+}
+#endif

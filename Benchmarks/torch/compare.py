@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """One JEM iteration, jem-gpu's CPU backend against PyTorch, in one run on one machine.
 
-Runs `jem-bench --backend cpu --filter "JEM iteration"` and jem_iteration.py (beside this file)
+Runs `jem-bench --backend cpu --filter jem_iteration` and jem_iteration.py (beside this file)
 alternately: ours, PyTorch, ours, PyTorch, ... (--rounds pairs), so that a burst of load from
 other processes hits both sides alike. Each run does one warm-up iteration and --iters timed
 ones; the medians pool every timed iteration of a side. Prints both times and the ratio
@@ -24,12 +24,12 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 
 def run_ours(a, scratch):
     out = os.path.join(scratch, "ours.json")
-    cmd = [a.jem_bench, "--backend", "cpu", "--filter", "JEM iteration", "--model", "wrn-10-2",
+    cmd = [a.jem_bench, "--backend", "cpu", "--filter", "jem_iteration", "--model", "wrn-10-2",
            "--batch", "64", "--iterations", str(a.iters), "--json", out]
     subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL if a.quiet else None)
     with open(out) as fh:
         doc = json.load(fh)
-    rows = [r for r in doc["results"] if "JEM iteration" in r["name"]]
+    rows = [r for r in doc["results"] if "jem_iteration" in r["name"]]
     if not rows:
         sys.exit("jem-bench reported no JEM iteration result")
     return rows[0]

@@ -8,7 +8,8 @@ public enum BackendChoice: String, Sendable, CaseIterable {
 
 public enum BackendSelection {
     /// Makes the backend a user asked for. `device` (for OpenCL) is a flat index from
-    /// `jem-gpu devices`, `platform:device`, or a name substring. `notice` is a line to print
+    /// `jem-gpu devices`, `platform:device` (indices or names), `auto`, or a name substring; without
+    /// one, `opencl` takes the first GPU of any platform, else the first device. `notice` is a line to print
     /// when `auto` fell back to the CPU.
     public static func make(_ choice: BackendChoice, device: String? = nil) throws
         -> (backend: any Backend, notice: String?)
@@ -17,7 +18,7 @@ public enum BackendSelection {
         case .cpu:
             return (CPUBackend(), nil)
         case .opencl:
-            let selection = device.map(OpenCLDeviceSelection.parse) ?? .first
+            let selection = device.map(OpenCLDeviceSelection.parse) ?? .auto
             return (try OpenCLBackend(selection: selection), nil)
         case .auto:
             let selection = device.map(OpenCLDeviceSelection.parse) ?? .firstGPU

@@ -35,7 +35,7 @@ enum Distributed {
     }
 
     /// The --device of this process: one entry of a comma list per local rank, or (OpenCL, no list)
-    /// device local_rank mod the number of devices (GPUs for `auto`).
+    /// device local_rank mod the number of GPUs (of devices when there is no GPU).
     static func device(_ requested: String?, backend: BackendChoice, world: any Communicator) throws -> String? {
         if let requested, requested.contains(",") {
             let list = requested.split(separator: ",", omittingEmptySubsequences: false).map(String.init)
@@ -47,7 +47,10 @@ enum Distributed {
         }
         guard requested == nil, world.isDistributed, backend != .cpu else { return requested }
         guard let devices = try? OpenCLRuntime.devices() else { return nil }
-        let candidates = backend == .auto ? devices.indices.filter { devices[$0].isGPU } : Array(devices.indices)
+        // The GPUs (as the single-process default picks the first GPU); with none, every device for
+        // --backend opencl, and none for auto (which then falls back to the CPU backend).
+        let gpus = devices.indices.filter { devices[$0].isGPU }
+        let candidates = !gpus.isEmpty ? gpus : backend == .auto ? [] : Array(devices.indices)
         guard !candidates.isEmpty else { return nil }
         return String(candidates[world.localRank % candidates.count])
     }

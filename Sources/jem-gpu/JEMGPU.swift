@@ -22,7 +22,7 @@ struct JEMGPU: ParsableCommand {
 
             Every command that computes takes --backend auto|cpu|opencl: auto picks the first OpenCL GPU and falls back to the CPU backend with a one-line notice.
             """,
-        subcommands: [TrainCommand.self, SampleCommand.self, EvalCommand.self, CalibrateCommand.self, SampleQualityCommand.self, ScoreCommand.self, AttackCommand.self, ReportCommand.self, DevicesCommand.self, SelfTestCommand.self, DataCommand.self, FetchCommand.self])
+        subcommands: [TrainCommand.self, SampleCommand.self, EvalCommand.self, CalibrateCommand.self, SampleQualityCommand.self, ScoreCommand.self, AttackCommand.self, ReportCommand.self, DevicesCommand.self, SelfTestCommand.self, TuneCommand.self, DataCommand.self, FetchCommand.self])
 }
 
 /// The global backend convention shared by every computing subcommand.
@@ -32,9 +32,13 @@ struct BackendOptions: ParsableArguments {
     var backend: BackendChoice = .auto
 
     @Option(name: .long, help: ArgumentHelp(
-        "OpenCL device: index from `jem-gpu devices`, platform:device, or a name substring (default: first).",
+        "OpenCL device: index from `jem-gpu devices`, platform:device (indices or names), a name substring, or auto (default: the first GPU, else the first device).",
         valueName: "N|P:D|NAME"))
     var device: String?
+
+    @Flag(name: .customLong("no-tune"), help: ArgumentHelp(
+        "Keep the built-in convolution kernels: no autotuning and no stored tuning results (GPUs tune each conv shape on first use; see `jem-gpu tune`)."))
+    var noTune = false
 
     /// The backend, printing the fallback notice of `--backend auto` on stderr.
     func makeBackend() throws -> any Backend {
@@ -52,6 +56,7 @@ struct BackendOptions: ParsableArguments {
         }
         let (backend, notice) = made
         if let notice { printError(notice) }
+        if noTune, let opencl = backend as? OpenCLBackend { opencl.convolutionTuning = .off }
         return backend
     }
 }

@@ -10,7 +10,7 @@ import XCTest
 /// messages are checked flag by flag in CLITests.testInvalidTrainFlagsNameTheFlag.
 final class TrainFlagsTests: XCTestCase {
     /// Flags that choose where and how to run, not what is trained.
-    static let runFlags: Set<String> = ["--backend", "--device", "--preset", "--data", "--out", "--resume", "--overwrite"]
+    static let runFlags: Set<String> = ["--backend", "--device", "--no-tune", "--preset", "--data", "--out", "--resume", "--overwrite"]
 
     /// flag, value (nil for a switch), config.json key path, the value expected there.
     static var table: [(flag: String, value: String?, key: String, expected: Any)] { [

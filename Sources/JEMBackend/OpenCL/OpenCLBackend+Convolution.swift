@@ -92,6 +92,9 @@ extension OpenCLBackend {
                     .floats(input, s.inputCount, "input"), .floats(weight, s.weightCount, "weight"),
                     .floats(bias ?? weight, bias == nil ? 0 : s.outChannels, "bias"),
                     .floats(output, s.outputCount, "output")) else { return }
+        if let tuned = convolutionChoice(.forward, s) {
+            return convolutionForward(tuned, s, input: input, weight: weight, bias: bias, output: output)
+        }
         let spatial = s.outHeight * s.outWidth, chunk = imagesPerChunk(s, cacheSized: true)
         let outImage = s.outChannels * spatial
         var first = 0
@@ -126,6 +129,10 @@ extension OpenCLBackend {
         guard ready("conv2dBackwardData", sizes: [s.inputCount, s.outputCount],
                     .floats(gradOutput, s.outputCount, "gradOutput"), .floats(weight, s.weightCount, "weight"),
                     .floats(gradInput, s.inputCount, "gradInput")) else { return }
+        if let tuned = convolutionChoice(.backwardData, s) {
+            return convolutionBackwardData(tuned, s, gradOutput: gradOutput, weight: weight, gradInput: gradInput,
+                                           accumulate: accumulate)
+        }
         let spatial = s.outHeight * s.outWidth, chunk = imagesPerChunk(s, cacheSized: true)
         let imageSize = s.inChannels * s.height * s.width, outImage = s.outChannels * spatial
         var first = 0

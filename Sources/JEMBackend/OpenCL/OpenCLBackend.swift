@@ -60,6 +60,9 @@ public final class OpenCLBackend: Backend {
     /// The register tile of the convolutions' GEMM kernel (`conv_gemm`) on this device. Tests set
     /// it before the conv program is first built, to check the other device kind's tile on PoCL.
     var convGemmTile: ConvGemmTile
+    /// Autotuning of the convolution paths (OpenCLBackend+ConvolutionTuning.swift): off on CPU
+    /// devices unless asked for, tuned on first use on GPUs.
+    let convolutionTuner: ConvolutionTuner
 
     /// Opens the selected device (see `OpenCLRuntime.devices()` for the list). `programCache`
     /// defaults to the folder the environment names (`JEM_GPU_CACHE_DIR`, `XDG_CACHE_HOME`, `HOME`).
@@ -95,9 +98,10 @@ public final class OpenCLBackend: Backend {
             options.append("-cl-fp32-correctly-rounded-divide-sqrt")
         }
         buildOptions = options.joined(separator: " ")
-        convGemmTile = entry.info.isGPU ? .gpu : .cpu
+        convGemmTile = ConvGemmTile.defaultTile(for: entry.info)
         convolutionCacheChunkBytes = entry.info.isGPU ? Int.max : 8 << 20
         filterGradientOnConvGemm = !entry.info.isGPU
+        convolutionTuner = ConvolutionTuner(mode: ConvolutionTuningMode.defaultMode(isGPU: entry.info.isGPU))
     }
 
     deinit {
@@ -153,6 +157,11 @@ public final class OpenCLBackend: Backend {
         if status == CL_SUCCESS { return true }
         record(BackendError("\(what()) failed: \(OpenCLStatus.name(status))"))
         return false
+    }
+
+    /// Forgets a recorded error: only the convolution tuner does this, after a candidate failed.
+    func clearRecordedError() {
+        firstError = nil
     }
 
     func throwIfFailed() throws {
