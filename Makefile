@@ -8,7 +8,7 @@
 SHELL := /bin/bash
 SWIFT ?= swift
 APT_PACKAGES := ocl-icd-opencl-dev opencl-headers libclblast-dev libopenblas-dev pocl-opencl-icd clinfo \
-                zlib1g-dev pkg-config mesa-opencl-icd libclc-15 libllvmspirvlib15
+                zlib1g-dev pkg-config mesa-opencl-icd libclc-15 libllvmspirvlib15 libopenmpi-dev openmpi-bin
 RELEASE_FLAGS := -c release
 TEST_FLAGS := -c release -Xswiftc -enable-testing
 BIN := .build/release/jem-gpu

@@ -18,6 +18,11 @@ let package = Package(
         .systemLibrary(name: "CCLBlast", pkgConfig: "clblast", providers: [.apt(["libclblast-dev"])]),
         .systemLibrary(name: "CBLAS", pkgConfig: "openblas", providers: [.apt(["libopenblas-dev"])]),
         .systemLibrary(name: "CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
+        // Open MPI for data-parallel training (`mpirun -np N jem-gpu train`): a C shim that loads
+        // libmpi.so.40 only when mpirun started the process and exports its handle macros
+        // (MPI_COMM_WORLD, MPI_FLOAT, MPI_SUM, ...) as functions. Not a pkg-config system library on
+        // purpose: that would link libmpi into every binary and load it at every start.
+        .target(name: "CJEMMPI", linkerSettings: [.linkedLibrary("dl")]),
 
         // Kernels/*.cl embedded as Swift strings, so the binary needs no Kernels/ folder at run time.
         .executableTarget(name: "kernel-embedder"),
@@ -38,11 +43,13 @@ let package = Package(
         // Everything above the backend: NN, Training, Data, Evaluation, Attack, Report, IO.
         // It sees devices only through the Backend protocol.
         .target(name: "JEM", dependencies: ["JEMSupport", "JEMBackend", "CZlib"]),
+        // The MPI communicator behind JEM's `Communicator` protocol (the JEM library has no MPI calls).
+        .target(name: "JEMDistributed", dependencies: ["JEM", "JEMBackend", "CJEMMPI"]),
         .executableTarget(name: "jem-gpu", dependencies: [
-            "JEM", "JEMBackend", .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            "JEM", "JEMBackend", "JEMDistributed", .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         .executableTarget(name: "jem-bench", dependencies: [
-            "JEM", "JEMBackend", .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            "JEM", "JEMBackend", "JEMDistributed", .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ], path: "Benchmarks", exclude: ["README.md", "torch"]),
         .testTarget(name: "JEMTests", dependencies: ["JEM", "JEMBackend", "JEMSupport", "CLKernels"]),
     ]

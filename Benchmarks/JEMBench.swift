@@ -44,6 +44,9 @@ struct JEMBench: ParsableCommand {
                                valueName: "N"))
     var iterations: Int?
 
+    @Flag(help: "Data-parallel figures instead (alone or under mpirun -np N): one JEM iteration per rank with its gradient allreduce, and allreduce times up to 146 MB (DistributedBench.swift).")
+    var distributed = false
+
     @Flag(help: .hidden)   // the child process of "OpenCL first iteration" (ColdStart.swift)
     var firstIterationProbe = false
 
@@ -58,6 +61,12 @@ struct JEMBench: ParsableCommand {
     }
 
     func run() throws {
+        if distributed {
+            let choice = BackendChoice(rawValue: backend.split(separator: ",").first.map(String.init) ?? "cpu") ?? .cpu
+            try DistributedBench.run(backendChoice: choice, device: device, model: model, batch: batch,
+                                     runs: iterations ?? (quick ? 2 : 5), json: json)
+            return
+        }
         if firstIterationProbe {
             try ColdStart.probe(device: device, model: model, batch: batch)
             return

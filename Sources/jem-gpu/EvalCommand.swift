@@ -27,19 +27,27 @@ struct EvalCommand: ParsableCommand {
     var out: String
 
     func run() throws {
+        // Under mpirun the images are split over the ranks (whole batches each) and rank 0 writes.
+        let world = try Distributed.world()
+        try Distributed.guarded(world) { try evaluate(world) }
+    }
+
+    func evaluate(_ world: any Communicator) throws {
         let prepared = try inputs.prepare()
-        printError("\(prepared.spec) | \(prepared.inDistribution.images.count) images (\(prepared.settings.splitDetail))"
-                   + " | backend \(prepared.settings.device)")
-        do {
+        if world.isWriter { printError("\(prepared.spec) | \(prepared.inDistribution.images.count) images (\(prepared.settings.splitDetail))"
+                   + " | backend \(prepared.settings.device)") }
+        if world.isWriter { do {
             try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true)
         } catch {
             throw CommandFailure("--out \(out): cannot create the folder (\(error.localizedDescription))")
-        }
+        } }
         let started = Date()
         let evaluator = try Evaluator(net: prepared.net)
+        evaluator.communicator = world
         var output = try evaluator.evaluate(prepared.inDistribution, ood: prepared.ood, settings: prepared.settings) {
-            printError("scoring \($0)")
+            if world.isWriter { printError("scoring \($0)") }
         }
+        guard world.isWriter else { return }
         let temperatureNote = try addTemperatureScaling(checkpoint: inputs.model, to: &output)
         let seconds = Date().timeIntervalSince(started)
         let result = output.result

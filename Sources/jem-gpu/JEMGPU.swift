@@ -42,8 +42,14 @@ struct BackendOptions: ParsableArguments {
 
     /// The backend, printing the fallback notice of `--backend auto` on stderr.
     func makeBackend() throws -> any Backend {
+        // Under mpirun, this process's entry of a --device list (or local rank mod device count).
+        let device = try Distributed.current.map { try Distributed.device(self.device, backend: self.backend, world: $0) }
+            ?? self.device
         let made: (backend: any Backend, notice: String?)
         do { made = try BackendSelection.make(backend, device: device) } catch let error as BackendError {
+            if let world = Distributed.current, world.isDistributed {   // the line MPI_Abort follows
+                throw BackendError("--backend \(self.backend.rawValue) device \(device ?? "(default)"): \(error.message)")
+            }
             // Name the flag when the device asked for is not there.
             guard let device, error.message.hasPrefix("no OpenCL device") else { throw error }
             throw BackendError("--device \(device): \(error.message)")

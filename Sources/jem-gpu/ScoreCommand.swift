@@ -29,13 +29,21 @@ struct ScoreCommand: ParsableCommand {
     }
 
     func run() throws {
+        // Under mpirun the images are split over the ranks (whole batches each) and rank 0 writes.
+        let world = try Distributed.world()
+        try Distributed.guarded(world) { try score(world) }
+    }
+
+    func score(_ world: any Communicator) throws {
         let prepared = try inputs.prepare()
-        printError("\(prepared.spec) | \(prepared.inDistribution.images.count) images (\(prepared.settings.splitDetail))"
-                   + " | backend \(prepared.settings.device)")
+        if world.isWriter { printError("\(prepared.spec) | \(prepared.inDistribution.images.count) images (\(prepared.settings.splitDetail))"
+                   + " | backend \(prepared.settings.device)") }
         let evaluator = try Evaluator(net: prepared.net)
+        evaluator.communicator = world
         let output = try evaluator.evaluate(prepared.inDistribution, ood: prepared.ood, settings: prepared.settings) {
-            printError("scoring \($0)")
+            if world.isWriter { printError("scoring \($0)") }
         }
+        guard world.isWriter else { return }
         var used = Set<String>()
         let sets: [(prefix: String, name: String, source: String, scores: ExampleScores)] =
             [("", "in-distribution", prepared.inDistribution.source, output.inDistribution)]

@@ -203,6 +203,13 @@ struct TrainCommand: ParsableCommand {
     }
 
     func run() throws {
+        // Under mpirun: one rank per device, the global --batch-size split over the ranks (see
+        // Distributed.swift); without it, `world` is a single process and nothing changes.
+        let world = try Distributed.world()
+        try Distributed.guarded(world) { try train(world) }
+    }
+
+    func train(_ world: any Communicator) throws {
         var config: TrainingConfig
         let outputDirectory: String
         var dataPath = data
@@ -228,7 +235,7 @@ struct TrainCommand: ParsableCommand {
             builtinTrainCount: (resume != nil ? config.builtinTrainCount : nil) ?? builtinTrain ?? BuiltinDataset.defaultTrainCount,
             builtinTestCount: (resume != nil ? config.builtinTestCount : nil) ?? builtinTest ?? BuiltinDataset.defaultTestCount)
         let dataset = try DatasetLoader.load(dataPath, options: options)
-        printError(dataset.summary)
+        if world.isWriter { printError(dataset.summary) }
         if resume == nil {
             config = makeConfig(digits: dataset.train.channels == 1 || dataset.format.lowercased().contains("svhn"))
             if dataPath == "builtin" {
@@ -241,12 +248,17 @@ struct TrainCommand: ParsableCommand {
             let prefix = resume.map { "--resume \($0): the checkpoint's settings do not fit the data: " } ?? ""
             throw ValidationError(prefix + error.description)
         }
+        if config.batchSize % world.size != 0 {
+            throw ValidationError("--batch-size \(config.batchSize) is not divisible by the \(world.size) processes of "
+                                  + "mpirun -np \(world.size) (each computes batch-size/N rows of the global batch)")
+        }
         let backend = try backendOptions.makeBackend()
-        printError("backend: \(backend.deviceDescription)")
+        printError(Distributed.prefix(world) + "backend: \(backend.deviceDescription)")
         let run = try TrainingRun(config: config, dataset: dataset, backend: backend, outputDirectory: outputDirectory,
-                                  resume: resume != nil)
-        printError("\(run.spec) | \(config.mode.rawValue) | \(run.data.iterationsPerEpoch) it/epoch, "
-                   + "\(run.totalIterations) iterations | out \(outputDirectory)")
+                                  resume: resume != nil, communicator: world)
+        if world.isWriter { printError("\(run.spec) | \(config.mode.rawValue) | \(run.data.iterationsPerEpoch) it/epoch, "
+                   + "\(run.totalIterations) iterations | out \(outputDirectory)"
+                   + (world.isDistributed ? " | \(world.size) processes, \(config.batchSize / world.size) rows each" : "")) }
         try run.run()
     }
 

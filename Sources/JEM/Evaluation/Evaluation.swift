@@ -179,6 +179,8 @@ public struct EvaluationResult: Codable, Sendable, Equatable {
 /// metrics: the library behind `jem-gpu eval` (and `score`, which keeps the raw scores).
 public final class Evaluator {
     public let scorer: Scorer
+    /// The processes that share the images (data-parallel `eval`/`score`); every rank gets all scores.
+    public var communicator: any Communicator = SingleProcess()
 
     /// The scores and metrics of one evaluation.
     public struct Output {
@@ -214,11 +216,11 @@ public final class Evaluator {
             TestNoise(std: settings.testNoise, seed: settings.seed, stream: RandomStream.testNoise(set: index))
         }
         progress(inDistribution.name)
-        let inScores = try scorer.score(inDistribution.images, noise: noise(0))
+        let inScores = try scorer.score(inDistribution.images, noise: noise(0), communicator: communicator)
         var oodScores: [(set: EvaluationSet, scores: ExampleScores)] = []
         for (j, set) in ood.enumerated() {
             progress(set.name)
-            oodScores.append((set, try scorer.score(set.images, noise: noise(j + 1))))
+            oodScores.append((set, try scorer.score(set.images, noise: noise(j + 1), communicator: communicator)))
         }
         let result = EvaluationResult(settings: settings, inDistribution: inScores, ood: oodScores)
         return Output(result: result, inDistribution: inScores, ood: oodScores)

@@ -85,19 +85,21 @@ public final class Scorer {
         gram = try backend.makeBuffer(count: b * b)
     }
 
-    /// Scores every image of `set` (whose shape must be the network's input shape).
-    public func score(_ set: ImageSet, noise: TestNoise = .none) throws -> ExampleScores {
+    /// Scores every image of `set` (whose shape must be the network's input shape), or the images
+    /// `range` of it (one rank's part of a data-parallel evaluation; noise stays addressed by image index).
+    public func score(_ set: ImageSet, noise: TestNoise = .none, range: Range<Int>? = nil) throws -> ExampleScores {
+        let range = range ?? 0..<set.count
         let spec = net.spec, k = spec.classCount, size = set.imageSize
         precondition(set.shape == [spec.inputChannels, spec.imageHeight, spec.imageWidth],
                      "image shape \(set.shape) is not the network's input (callers check it first)")
-        var logits = [Float](repeating: 0, count: set.count * k)
-        var lseValues = [Float](repeating: 0, count: set.count)
-        var maxProbability = [Float](repeating: 0, count: set.count)
-        var gradientNorm = [Float](repeating: 0, count: set.count)
+        var logits = [Float](repeating: 0, count: range.count * k)
+        var lseValues = [Float](repeating: 0, count: range.count)
+        var maxProbability = [Float](repeating: 0, count: range.count)
+        var gradientNorm = [Float](repeating: 0, count: range.count)
         var chunk = [Float](repeating: 0, count: batchSize * size)
-        var start = 0
-        while start < set.count {
-            let n = min(batchSize, set.count - start)
+        var start = range.lowerBound
+        while start < range.upperBound {
+            let n = min(batchSize, range.upperBound - start)
             chunk.withUnsafeMutableBufferPointer { buffer in
                 set.images(Array(start..<(start + n)), into: buffer.baseAddress!)
                 if noise.std > 0 {
@@ -118,7 +120,7 @@ public final class Scorer {
             let batchGram = try backend.download(gram, offset: 0, count: n * n)
             for r in 0..<n {
                 let row = batchLogits[(r * k)..<((r + 1) * k)]
-                let i = start + r
+                let i = start + r - range.lowerBound
                 logits.replaceSubrange((i * k)..<((i + 1) * k), with: row)
                 lseValues[i] = batchLSE[r]
                 maxProbability[i] = Float(Foundation.exp(Double(row.max() ?? 0) - Double(batchLSE[r])))
@@ -126,7 +128,8 @@ public final class Scorer {
             }
             start += n
         }
-        return ExampleScores(count: set.count, classCount: k, logits: logits, labels: set.labels, lse: lseValues,
+        return ExampleScores(count: range.count, classCount: k, logits: logits,
+                             labels: range.count == set.count ? set.labels : set.labels.map { Array($0[range]) }, lse: lseValues,
                              maxProbability: maxProbability, gradientNorm: gradientNorm)
     }
 }

@@ -46,6 +46,11 @@ public final class JEMTrainer {
     public let optimizer: Optimizer
     public let buffer: ReplayBuffer?
     public let sampler: SGLDSampler?
+    /// The rows of each global batch this process computes (all of them in a plain run), and the
+    /// other processes of a data-parallel job (see Distributed/ShardedTraining.swift).
+    public let shard: BatchShard
+    public let communicator: any Communicator
+    let shardChains: ShardChains?
 
     let realBatch: DeviceBuffer
     let labelBuffer: DeviceBuffer
@@ -61,10 +66,12 @@ public final class JEMTrainer {
     /// `initial` is required when `config.bufferInit` is `.informative` (TrainingRun fits it to
     /// the training split).
     public init(config: TrainingConfig, spec: WideResNetSpec, backend: any Backend,
-                initial: InformativeInit? = nil) throws {
+                initial: InformativeInit? = nil, communicator: any Communicator = SingleProcess()) throws {
         self.config = config
         self.backend = backend
-        let batch = config.batchSize
+        self.communicator = communicator
+        shard = BatchShard.of(batch: config.batchSize, rank: communicator.rank, size: communicator.size)
+        let batch = shard.count
         net = try WideResNet(spec: spec, maxBatch: batch, backend: backend)
         net.initialize(seed: config.seed)
         optimizer = try Optimizer(kind: config.optimizer, parameters: net.trainableParameters,
@@ -85,13 +92,15 @@ public final class JEMTrainer {
             buffer = nil
             sampler = nil
         }
+        shardChains = shard.isWhole || !config.usesSampling ? nil
+            : try ShardChains(batch: shard.total, rowSize: spec.inputCount, backend: backend)
         realBatch = try backend.makeBuffer(count: batch * spec.inputCount)
         labelBuffer = try backend.makeBuffer(count: batch, type: .int32)
         energy = try EnergyGradient(net: net, inputGradient: false)
         energies = try backend.makeBuffer(count: batch)
         rowGrad = try backend.makeBuffer(count: batch)
         gradLogits = try backend.makeBuffer(count: batch * spec.classCount)
-        sampleCopy = try backend.makeBuffer(count: config.usesSampling ? batch * spec.inputCount : 0)
+        sampleCopy = try backend.makeBuffer(count: config.usesSampling ? shard.total * spec.inputCount : 0)
     }
 
     /// The last p(x) samples on the host ([] before the first sampling iteration).
@@ -104,7 +113,8 @@ public final class JEMTrainer {
     public func iterate(_ data: TrainingBatch, iteration: Int, learningRate: Float, seed: UInt64) throws
         -> IterationStats
     {
-        let b = config.batchSize, k = net.spec.classCount
+        // b: the rows this process computes; gb: the global batch every mean is over.
+        let b = shard.count, gb = shard.total, k = net.spec.classCount
         var stats = IterationStats()
         net.zeroGradients()
 
@@ -114,17 +124,17 @@ public final class JEMTrainer {
             if config.classConditionalSampling {
                 let random = HostRandom(seed: seed, stream: RandomStream.perIteration(.labeledOrder, iteration: iteration,
                                                                                       chain: 3))
-                classes = (0..<b).map { Int32(random.integer($0, below: k)) }
+                classes = (0..<gb).map { Int32(random.integer($0, below: k)) }
             }
-            let draw = buffer.draw(batch: b, seed: seed, iteration: iteration, chain: 0,
+            let draw = buffer.draw(batch: gb, seed: seed, iteration: iteration, chain: 0,
                                    reinitFrequency: config.reinitFrequency, classes: classes, classCount: k)
-            let samples = try sampler.sample(from: buffer, draw: draw, classes: classes, seed: seed,
-                                             iteration: iteration, chain: 0)
-            let count = b * net.spec.inputCount
-            backend.copy(samples, to: sampleCopy, count: count)
+            let (samples, all) = try sampleChains(sampler, buffer: buffer, draw: draw, classes: classes, seed: seed,
+                                                  iteration: iteration, chain: 0)
+            let count = gb * net.spec.inputCount
+            backend.copy(all, to: sampleCopy, count: count)
             hasSamples = true
-            stats.sampleRMS = Double(try backend.sumOfSquares(samples, count: count) / Float(count)).squareRoot()
-            try backend.upload(data.px, to: realBatch, offset: 0)
+            stats.sampleRMS = Double(try backend.sumOfSquares(all, count: count) / Float(count)).squareRoot()
+            try backend.upload(shard.rows(of: data.px, rowSize: net.spec.inputCount), to: realBatch, offset: 0)
             // -px * mean f(x_data): d/df_r = -px/B (+ 2 l2 f_r / B).
             // The energy penalty regularises the p(x) term, so it ramps with it.
             let l2 = config.energyL2 * pxWeight / config.pxWeight
@@ -137,18 +147,19 @@ public final class JEMTrainer {
         }
 
         if config.usesPyx || config.usesPxy {
-            try backend.upload(data.labeled, to: realBatch, offset: 0)
-            try backend.upload(data.labels, to: labelBuffer, offset: 0)
+            let labels = shard.rows(of: data.labels, rowSize: 1)
+            try backend.upload(shard.rows(of: data.labeled, rowSize: net.spec.inputCount), to: realBatch, offset: 0)
+            try backend.upload(labels, to: labelBuffer, offset: 0)
             let logits = net.forward(realBatch, batch: b)
             let host = try backend.download(logits, offset: 0, count: b * k)
-            let metrics = ClassificationMetrics(logits: host, labels: data.labels, classCount: k)
+            let metrics = ClassificationMetrics(logits: host, labels: labels, classCount: k)
             stats.crossEntropy = metrics.nll
             stats.accuracy = metrics.accuracy
             var labelLogit = 0.0
-            for r in 0..<b { labelLogit += Double(host[r * k + Int(data.labels[r])]) }
+            for r in 0..<b { labelLogit += Double(host[r * k + Int(labels[r])]) }
             if config.usesPyx {
                 backend.softmaxCrossEntropyBackward(logits, labels: labelBuffer, rows: b, cols: k,
-                                                    scale: config.pyxWeight / Float(b), gradLogits: gradLogits,
+                                                    scale: config.pyxWeight / Float(gb), gradLogits: gradLogits,
                                                     accumulate: false)
                 stats.loss += Double(config.pyxWeight) * stats.crossEntropy
             } else {
@@ -156,7 +167,7 @@ public final class JEMTrainer {
             }
             if config.usesPxy {
                 // -pxy * mean logit_y(x_lab): adds -pxy/B * one-hot(y).
-                addOneHot(logits: logits, scale: -config.pxyWeight / Float(b))
+                addOneHot(logits: logits, scale: -config.pxyWeight / Float(gb))
                 stats.pxyTerm -= labelLogit / Double(b)
             }
             net.backward(gradLogits: gradLogits, batch: b, gradInput: nil, mode: .full)
@@ -164,33 +175,36 @@ public final class JEMTrainer {
 
         if config.usesPxy, let buffer, let sampler {
             // Class-conditional chains for the labels of this batch (class-partitioned buffer).
-            let draw = buffer.draw(batch: b, seed: seed, iteration: iteration, chain: 1,
+            let draw = buffer.draw(batch: gb, seed: seed, iteration: iteration, chain: 1,
                                    reinitFrequency: config.reinitFrequency, classes: data.labels, classCount: k)
-            let samples = try sampler.sample(from: buffer, draw: draw, classes: data.labels, seed: seed,
-                                             iteration: iteration, chain: 1)
+            let (samples, _) = try sampleChains(sampler, buffer: buffer, draw: draw, classes: data.labels, seed: seed,
+                                                iteration: iteration, chain: 1)
+            let labels = shard.rows(of: data.labels, rowSize: 1)
             let logits = net.forward(samples, batch: b)
             let host = try backend.download(logits, offset: 0, count: b * k)
             var labelLogit = 0.0
-            for r in 0..<b { labelLogit += Double(host[r * k + Int(data.labels[r])]) }
+            for r in 0..<b { labelLogit += Double(host[r * k + Int(labels[r])]) }
             backend.fill(gradLogits, value: 0, offset: 0, count: b * k)
-            addOneHot(logits: logits, scale: config.pxyWeight / Float(b))
+            addOneHot(logits: logits, scale: config.pxyWeight / Float(gb))
             net.backward(gradLogits: gradLogits, batch: b, gradInput: nil, mode: .full)
             stats.pxyTerm += labelLogit / Double(b)
             stats.loss += Double(config.pxyWeight) * stats.pxyTerm
         }
 
+        // Data-parallel: sum the gradients and average the statistics over the ranks (no-op alone).
+        try reduceAcrossRanks(&stats)
         optimizer.step(learningRate: learningRate)
         return stats
     }
 
     /// Forward + full backward of `weight * mean f(x) + l2 * mean f(x)^2` for one batch; returns f(x).
     private func energyPass(input: DeviceBuffer, weight: Float, l2: Float) throws -> [Float] {
-        let b = config.batchSize
+        let b = shard.count, gb = Float(shard.total)
         let logits = energy.forward(input, batch: b)
-        // d/df_r = weight/B + 2 l2 f_r / B, computed on the device.
-        backend.fill(rowGrad, value: weight / Float(b), offset: 0, count: b)
+        // d/df_r = weight/B + 2 l2 f_r / B, computed on the device (B: the global batch).
+        backend.fill(rowGrad, value: weight / gb, offset: 0, count: b)
         if l2 > 0 {
-            backend.axpby(alpha: 2 * l2 / Float(b), x: energy.energies, beta: 1, y: rowGrad, count: b)
+            backend.axpby(alpha: 2 * l2 / gb, x: energy.energies, beta: 1, y: rowGrad, count: b)
         }
         energy.backward(logits, batch: b, rowWeights: rowGrad, mode: .full)
         return try backend.download(energy.energies, offset: 0, count: b)
@@ -198,7 +212,7 @@ public final class JEMTrainer {
 
     /// gradLogits += scale * one-hot(labels), as softmax - (softmax - one-hot) on the device.
     private func addOneHot(logits: DeviceBuffer, scale: Float) {
-        let b = config.batchSize, k = net.spec.classCount
+        let b = shard.count, k = net.spec.classCount
         backend.logSumExpRows(logits, rows: b, cols: k, out: energies)
         backend.softmaxCrossEntropyBackward(logits, labels: labelBuffer, rows: b, cols: k, scale: -scale,
                                             gradLogits: gradLogits, accumulate: true)
@@ -214,7 +228,7 @@ public final class JEMTrainer {
         out.reserveCapacity(count * k)
         var start = 0
         while start < count {
-            let n = min(config.batchSize, count - start)
+            let n = min(net.maxBatch, count - start)
             try backend.upload(Array(images[(start * inputCount)..<((start + n) * inputCount)]), to: realBatch, offset: 0)
             let logits = net.forward(realBatch, batch: n)
             out += try backend.download(logits, offset: 0, count: n * k)

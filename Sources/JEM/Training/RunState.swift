@@ -13,6 +13,8 @@ public struct RunState: Sendable, Codable, Equatable {
     public var sgldSteps = 0
     public var bestValidAccuracy: Double = -1
     public var bestIteration = -1
+    /// Processes of the data-parallel job that wrote it (nil: one process).
+    public var worldSize: Int? = nil
 
     public init() {}
 

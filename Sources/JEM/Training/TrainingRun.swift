@@ -21,7 +21,14 @@ public final class TrainingRun {
     public let test: ImageSet?
     public private(set) var state = RunState()
     let guardian: DivergenceGuard
-    let metrics: MetricsLog
+    /// nil on the ranks of a data-parallel job other than 0 (rank 0 writes every file).
+    let metrics: MetricsLog?
+    /// The processes of a data-parallel job (`SingleProcess` in a plain run).
+    public let communicator: any Communicator
+    var writes: Bool { communicator.isWriter }
+    /// Seconds this rank spent in `iterate` over the current logging window.
+    var windowSeconds = 0.0
+    var loggedStatistics = CommunicatorStatistics()
     let describe: [String: String]
     /// Messages for the user (one line each); stderr by default.
     public var report: (String) -> Void = { FileHandle.standardError.write(Data(($0 + "\n").utf8)) }
@@ -38,7 +45,9 @@ public final class TrainingRun {
 
     /// Prepares a run. With `resume`, continues from `outputDirectory`'s last checkpoint.
     public init(config: TrainingConfig, dataset: Dataset, backend: any Backend, outputDirectory: String,
-                resume: Bool, describe: [String: String] = [:]) throws {
+                resume: Bool, describe: [String: String] = [:],
+                communicator: any Communicator = SingleProcess()) throws {
+        self.communicator = communicator
         // The same checks as the CLI's: a library caller (or a corrupt checkpoint's config) gets a
         // one-line error here rather than a division by zero or a huge allocation later.
         do { try config.validate(for: dataset) } catch let error as ConfigError where resume {
@@ -66,16 +75,19 @@ public final class TrainingRun {
                 throw IOError("--resume \(outputDirectory): no checkpoints/last.safetensors to resume from")
             }
             resumeFrom = try Checkpoint.openForResume(checkpointPath, config: config, spec: spec)
+            try Self.checkWorldSize(resumeFrom!.state, communicator: communicator, directory: outputDirectory)
         }
         var initial: InformativeInit? = nil
         if config.bufferInit == .informative && config.usesSampling {
             initial = try InformativeInit.fit(config: config, dataset: dataset)
         }
-        trainer = try JEMTrainer(config: config, spec: spec, backend: backend, initial: initial)
+        trainer = try JEMTrainer(config: config, spec: spec, backend: backend, initial: initial,
+                                 communicator: communicator)
         guardian = try DivergenceGuard(trainer: trainer, lossLimit: config.guardLossLimit, gapLimit: config.guardGapLimit)
         state.sgldSteps = config.sgldSteps
+        state.worldSize = communicator.isDistributed ? communicator.size : nil
 
-        for folder in [outputDirectory, outputDirectory + "/checkpoints", outputDirectory + "/samples"] {
+        for folder in [outputDirectory, outputDirectory + "/checkpoints", outputDirectory + "/samples"] where communicator.isWriter {
             try AtomicFile.createDirectories(folder)
             // Temporary files of a killed run (never under a final name) are removed.
             AtomicFile.removeStaleTemporaries(in: folder)
@@ -85,9 +97,9 @@ public final class TrainingRun {
             state = savedState
             trainer.optimizer.stepCount = state.optimizerSteps
             trainer.sampler?.steps = state.sgldSteps
-            metrics = try MetricsLog(path: outputDirectory + "/metrics.jsonl", keepThrough: state.iteration)
+            metrics = communicator.isWriter ? try MetricsLog(path: outputDirectory + "/metrics.jsonl", keepThrough: state.iteration) : nil
         } else {
-            metrics = try MetricsLog(path: outputDirectory + "/metrics.jsonl")
+            metrics = communicator.isWriter ? try MetricsLog(path: outputDirectory + "/metrics.jsonl") : nil
         }
         try writeConfig(backend: backend, dataset: dataset)
         if let initial, !resume { try writeInitialSamples(initial) }
@@ -96,6 +108,7 @@ public final class TrainingRun {
     /// samples/x_init.png: draws of the chains' starting distribution, one column per class, so
     /// the later grids can be compared with where SGLD began.
     private func writeInitialSamples(_ initial: InformativeInit) throws {
+        guard writes else { return }
         let columns = min(initial.classCount, 10)
         let count = columns * max(1, 64 / columns)
         let images = initial.sample(classes: (0..<count).map { $0 % columns }, seed: config.seed,
@@ -105,6 +118,7 @@ public final class TrainingRun {
     }
 
     private func writeConfig(backend: any Backend, dataset: Dataset) throws {
+        guard writes else { return }
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
         var document = try JSONSerialization.jsonObject(with: encoder.encode(config)) as? [String: Any] ?? [:]
@@ -118,6 +132,7 @@ public final class TrainingRun {
         document["test_images"] = test?.count ?? 0
         document["iterations_per_epoch"] = data.iterationsPerEpoch
         document["jem_gpu_version"] = JEMVersion.string
+        if communicator.isDistributed { document["world_size"] = communicator.size }
         for (k, v) in describe { document[k] = v }
         let json = try JSONSerialization.data(withJSONObject: document, options: [.prettyPrinted, .sortedKeys])
         try AtomicFile.write(json, to: outputDirectory + "/config.json")
@@ -129,9 +144,13 @@ public final class TrainingRun {
         stopSignal = 0
         let previousInt = signal(SIGINT) { _ in stopSignal = 1 }
         let previousTerm = signal(SIGTERM) { _ in stopSignal = 1 }
+        // Under mpirun also SIGUSR1, which mpirun forwards to every rank: SIGTERM/SIGINT to mpirun
+        // stop the run the same way, but make mpirun itself exit 1 (Open MPI's rule).
+        if communicator.isDistributed { signal(SIGUSR1) { _ in stopSignal = 1 } }
         defer {
             signal(SIGINT, previousInt)
             signal(SIGTERM, previousTerm)
+            if communicator.isDistributed { signal(SIGUSR1, SIG_DFL) }
         }
         let total = totalIterations
         let progress = ProgressReporter(total: total, label: "train", logEvery: config.logEvery,
@@ -142,7 +161,8 @@ public final class TrainingRun {
         guardian.snapshot(state, trusted: true)
 
         while state.iteration < total {
-            if stopSignal != 0 {
+            // Every rank stops at the same iteration, whichever of them got the signal.
+            if try communicator.any(stopSignal != 0) {
                 stopReason = "stopped by signal"
                 break
             }
@@ -155,9 +175,11 @@ public final class TrainingRun {
                 batch.labeled[0] = .nan
                 injectNaNAtIteration = nil
             }
+            let iterationStart = Date()
             let stats = try trainer.iterate(batch, iteration: iteration, learningRate: lr,
                                             seed: state.effectiveSeed(config.seed))
             try trainer.backend.synchronize()
+            windowSeconds += Date().timeIntervalSince(iterationStart)
 
             if let problem = guardian.problem(stats) {
                 if try !recover(problem: problem, at: iteration, progress: progress) {
@@ -177,9 +199,9 @@ public final class TrainingRun {
                 try logIteration(window: window, lr: lr, epoch: epoch, rate: progress.rate(completed: state.iteration))
                 window.removeAll()
             }
-            progress.update(completed: state.iteration, detail: String(
+            if writes { progress.update(completed: state.iteration, detail: String(
                 format: "ep %d loss %.3f acc %.3f f(x) %.2f f(xq) %.2f", epoch, stats.loss, stats.accuracy,
-                stats.fData, stats.fSample))
+                stats.fData, stats.fSample)) }
             if config.sampleEvery > 0, state.iteration % config.sampleEvery == 0, trainer.hasSamples {
                 try writeSamples(name: String(format: "samples/x_q_%06d.png", state.iteration))
             }
@@ -206,9 +228,9 @@ public final class TrainingRun {
             "best_valid_accuracy": state.bestValidAccuracy, "recoveries": state.recoveries,
             "last_loss": last.loss,
         ]
-        try metrics.append(summary)
+        try metrics?.append(summary)
         let recovered = state.recoveries > 0 ? " after \(state.recoveries) divergence recoveries" : ""
-        report("\(stopReason) at iteration \(state.iteration)\(recovered); checkpoint \(checkpointPath)")
+        if writes { report("\(stopReason) at iteration \(state.iteration)\(recovered); checkpoint \(checkpointPath)") }
         if stopReason.hasPrefix("diverged") {
             throw TrainingDiverged(message: "training diverged \(state.recoveries) times; stopped at iteration "
                                    + "\(state.iteration) with the last good model in \(checkpointPath)")
@@ -238,7 +260,7 @@ public final class TrainingRun {
             }
         }
         state = restored
-        try metrics.append(["event": "divergence", "iteration": iteration, "problem": problem, "action": action,
+        try metrics?.append(["event": "divergence", "iteration": iteration, "problem": problem, "action": action,
                             "recoveries": recoveries])
         progress.message("divergence at iteration \(iteration): \(problem); \(action)")
         if exhausted { state.recoveries = recoveries - 1 }
@@ -247,16 +269,19 @@ public final class TrainingRun {
 
     private func logIteration(window: [IterationStats], lr: Float, epoch: Int, rate: Double) throws {
         func avg(_ key: (IterationStats) -> Double) -> Double { window.map(key).reduce(0, +) / Double(window.count) }
-        try metrics.append([
+        let distributed = try distributedLogFields(iterations: window.count)   // a collective: every rank
+        guard let metrics else { return }
+        try metrics.append(distributed.merging([
             "iteration": state.iteration, "epoch": epoch, "lr": Double(lr), "loss": avg(\.loss),
             "cross_entropy": avg(\.crossEntropy), "train_accuracy": avg(\.accuracy), "f_data": avg(\.fData),
             "f_sample": avg(\.fSample), "gap": avg(\.gap), "pxy": avg(\.pxyTerm), "energy_l2": avg(\.energyL2),
             "sample_rms": avg(\.sampleRMS),
             "iterations_per_second": rate, "sgld_steps": state.sgldSteps,
-        ])
+        ]) { $1 })
     }
 
     private func evaluate(epoch: Int, progress: ProgressReporter) throws {
+        guard writes else { return }
         var record: [String: Any] = ["event": "eval", "iteration": state.iteration, "epoch": epoch]
         let validResult = try trainer.classify(valid, noiseStd: config.testNoise)
         record["test_noise"] = Double(config.testNoise)
@@ -267,7 +292,7 @@ public final class TrainingRun {
             record["test_accuracy"] = testResult.accuracy
             record["test_nll"] = testResult.nll
         }
-        try metrics.append(record)
+        try metrics?.append(record)
         progress.message(String(format: "epoch %d: valid acc %.4f", epoch, validResult.accuracy)
                          + ((record["test_accuracy"] as? Double).map { String(format: ", test acc %.4f", $0) } ?? ""))
         if validResult.accuracy > state.bestValidAccuracy {
@@ -278,12 +303,14 @@ public final class TrainingRun {
     }
 
     public func saveCheckpoint() throws {
+        guard writes else { return }
         state.optimizerSteps = trainer.optimizer.stepCount
         try Checkpoint.save(trainer, state: state, spec: spec, to: checkpointPath, includeTrainingState: true)
     }
 
     /// One row per class: class-conditional SGLD from the buffer's images of that class.
     private func writeConditionalSamples(name: String) throws {
+        guard writes else { return }
         let perClass = min(10, max(1, 100 / spec.classCount))
         let images = try ModelSampling.conditional(net: trainer.net, buffer: trainer.buffer,
                                                    initial: trainer.buffer?.initial, perClass: perClass,
@@ -295,6 +322,7 @@ public final class TrainingRun {
     }
 
     private func writeSamples(name: String) throws {
+        guard writes else { return }
         let count = config.batchSize
         try ImageGrid.write(images: try trainer.lastSamples(), count: count, channels: spec.inputChannels,
                             height: spec.imageHeight, width: spec.imageWidth,
