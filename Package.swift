@@ -46,7 +46,7 @@ let package = Package(
         // The MPI communicator behind JEM's `Communicator` protocol (the JEM library has no MPI calls).
         .target(name: "JEMDistributed", dependencies: ["JEM", "JEMBackend", "CJEMMPI"]),
         .executableTarget(name: "jem-gpu", dependencies: [
-            "JEM", "JEMBackend", "JEMDistributed", .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            "JEM", "JEMBackend", "JEMSupport", "JEMDistributed", .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         .executableTarget(name: "jem-bench", dependencies: [
             "JEM", "JEMBackend", "JEMDistributed", .product(name: "ArgumentParser", package: "swift-argument-parser"),

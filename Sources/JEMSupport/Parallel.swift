@@ -4,9 +4,16 @@ import Foundation
 /// The one parallel-for of jem-gpu: CPU backend loops, data loading and augmentation all split
 /// their work through it, so the thread count is decided in one place.
 public enum Parallel {
-    /// Worker threads: `JEM_THREADS` when set (e.g. divided between MPI ranks on one machine),
-    /// else the machine's active cores.
-    public static let threads: Int = {
+    /// Worker threads: set by `useThreads` (an MPI process's share of its machine's cores), else
+    /// `JEM_THREADS` when set, else the machine's active cores.
+    public static var threads: Int { chosen ?? defaultThreads }
+
+    /// Makes every later parallel loop (and a CPU backend created afterwards) use `count` threads.
+    /// For start-up, before work is split: several processes sharing a machine each take a share.
+    public static func useThreads(_ count: Int) { chosen = max(1, count) }
+
+    nonisolated(unsafe) private static var chosen: Int?
+    private static let defaultThreads: Int = {
         if let text = ProcessInfo.processInfo.environment["JEM_THREADS"], let n = Int(text), n > 0 { return n }
         return max(1, ProcessInfo.processInfo.activeProcessorCount)
     }()

@@ -4,6 +4,7 @@ import Foundation
 import JEM
 import JEMBackend
 import JEMDistributed
+import JEMSupport
 
 /// The data-parallel side of the commands that support `mpirun -np N` (train, eval, score): the
 /// job's communicator, one device per process, CPU cores split between the processes of a
@@ -24,14 +25,16 @@ enum Distributed {
     static var current: (any Communicator)? { made }
 
     /// Processes sharing a machine share its cores: when mpirun did not bind them (each sees every
-    /// CPU), each keeps an equal disjoint slice, which the CPU backend's thread count follows
-    /// (it sizes itself by the CPUs the process may run on).
+    /// CPU), each keeps an equal disjoint slice; either way the CPU backend's and the data
+    /// pipeline's thread count (`Parallel.threads`) becomes the number of CPUs this process may run on.
     static func splitCPUCores(_ world: any Communicator) {
         guard world.localSize > 1 else { return }
         let online = Int(sysconf(Int32(_SC_NPROCESSORS_ONLN)))
         let visible = Int(jem_affinity_count())
-        guard visible >= world.localSize, visible == online else { return }   // bound by mpirun already
-        _ = jem_affinity_split(Int32(world.localRank), Int32(world.localSize))
+        if visible >= world.localSize, visible == online {   // not bound by mpirun: take a slice
+            _ = jem_affinity_split(Int32(world.localRank), Int32(world.localSize))
+        }
+        Parallel.useThreads(Int(jem_affinity_count()))
     }
 
     /// The --device of this process: one entry of a comma list per local rank, or (OpenCL, no list)
