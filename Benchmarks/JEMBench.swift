@@ -44,6 +44,9 @@ struct JEMBench: ParsableCommand {
                                valueName: "N"))
     var iterations: Int?
 
+    @Flag(help: "Run only the JEM-iteration workload on the CPU backend (no GEMM ceiling, no other benchmark) and report its peak resident memory and what it allocates (JEMMemory.swift).")
+    var jemMemory = false
+
     @Flag(help: .hidden)   // the child process of "OpenCL first iteration" (ColdStart.swift)
     var firstIterationProbe = false
 
@@ -60,6 +63,10 @@ struct JEMBench: ParsableCommand {
     func run() throws {
         if firstIterationProbe {
             try ColdStart.probe(device: device, model: model, batch: batch)
+            return
+        }
+        if jemMemory {
+            try JEMMemory.run(model: model, batch: batch, iterations: iterations ?? (quick ? 2 : 5), json: json)
             return
         }
         var results: [BenchResult] = []
