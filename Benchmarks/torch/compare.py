@@ -99,25 +99,32 @@ def main():
             traffic = {k: o[k] for k in o if k.endswith("_per_iteration")}
             torch_meta = {"torch": t["torch"], "gflop": t["gflop"]}
             row = {"ours_median_s": o["median_s"], "torch_median_s": t["median_s"],
-                   "ours_cpu_median_s": o.get("cpu_median_s"),
+                   "ours_cpu_median_s": o.get("cpu_median_s"), "torch_cpu_median_s": t.get("cpu_median_s"),
+                   "cpu_ratio": (o["cpu_median_s"] / t["cpu_median_s"]
+                                 if o.get("cpu_median_s") and t.get("cpu_median_s") else None),
                    "ratio": o["median_s"] / t["median_s"],
                    "ours_sgld_step_median_s": os_["median_s"], "torch_sgld_step_median_s": t["sgld_step"]["median_s"],
                    "sgld_step_ratio": os_["median_s"] / t["sgld_step"]["median_s"],
                    "ours_peak_rss_bytes": m["peak_rss_bytes"], "torch_peak_rss_bytes": t["peak_rss_bytes"],
                    "memory_ratio": m["peak_rss_bytes"] / t["peak_rss_bytes"],
                    "gemm_ceiling_gflops": ceiling,
+                   "ours_jem_fraction_of_gemm_ceiling": o.get("fraction_of_gemm_ceiling"),
                    "loadavg_before": list(load_before), "loadavg_after": list(os.getloadavg())}
             rounds.append(row)
             print(f"round {r + 1}: JEM iteration ours {o['median_s']:.3f} s (cpu {o.get('cpu_median_s', 0):.3f} s), "
-                  f"PyTorch {t['median_s']:.3f} s, ratio {row['ratio']:.2f}; SGLD step ours "
+                  f"PyTorch {t['median_s']:.3f} s (cpu {t.get('cpu_median_s') or 0:.3f} s), ratio {row['ratio']:.2f} "
+                  f"(process CPU time {row['cpu_ratio'] or 0:.2f}); SGLD step ours "
                   f"{os_['median_s'] * 1e3:.1f} ms, PyTorch {t['sgld_step']['median_s'] * 1e3:.1f} ms, ratio "
                   f"{row['sgld_step_ratio']:.2f}; peak RSS ours {m['peak_rss_bytes'] / 1e6:.0f} MB, PyTorch "
-                  f"{t['peak_rss_bytes'] / 1e6:.0f} MB, ratio {row['memory_ratio']:.2f}; load "
+                  f"{t['peak_rss_bytes'] / 1e6:.0f} MB, ratio {row['memory_ratio']:.2f}; ours at "
+                  f"{100 * (o.get('fraction_of_gemm_ceiling') or 0):.0f}% of the GEMM ceiling ({ceiling or 0:.0f} GFLOP/s); load "
                   f"{load_before[0]:.1f} -> {os.getloadavg()[0]:.1f}", flush=True)
 
     mine, theirs = summary(ours), summary(torch_s)
     ratio = mine["median_s"] / theirs["median_s"]
     medians = {k: statistics.median(r[k] for r in rounds) for k in ("ratio", "sgld_step_ratio", "memory_ratio")}
+    cpu_ratios = [r["cpu_ratio"] for r in rounds if r["cpu_ratio"]]
+    medians["cpu_ratio"] = statistics.median(cpu_ratios) if cpu_ratios else None
     gflop = torch_meta["gflop"]
     result = {
         "workload": "one official JEM iteration, wrn-10-2, batch 64, 3x32x32, 20 SGLD steps, 2 threads",
@@ -126,6 +133,7 @@ def main():
         "median_round_ratio_jem_iteration": medians["ratio"],
         "median_round_ratio_sgld_step": medians["sgld_step_ratio"],
         "median_round_ratio_peak_rss": medians["memory_ratio"],
+        "median_round_ratio_jem_iteration_process_cpu": medians["cpu_ratio"],
         "sgld_step": {"jem_gpu_cpu": summary(ours_step), "pytorch": summary(torch_step)},
         "ours_allocations": allocations, "gemm_ceiling_gflops": ceilings,
         "rounds": rounds, "loadavg_1min": load,
@@ -137,10 +145,12 @@ def main():
         print(f"{name:28s}{s['median_s']:9.3f}{s['min_s']:9.3f}{s['max_s']:9.3f}{s['n']:4d}"
               f"{gflop / s['median_s']:9.1f}")
     print(f"pooled ratio ours / PyTorch: {ratio:.2f}")
-    for key, label in (("ratio", "JEM iteration time"), ("sgld_step_ratio", "SGLD step time"),
-                       ("memory_ratio", "peak RSS (JEM-iteration process)")):
+    for key, label in (("ratio", "JEM iteration time"), ("cpu_ratio", "JEM iteration process CPU time"),
+                       ("sgld_step_ratio", "SGLD step time"), ("memory_ratio", "peak RSS (JEM-iteration process)")):
+        if medians[key] is None:
+            continue
         print(f"ratio ours / PyTorch, {label:34s} median {medians[key]:.2f}  (rounds: "
-              f"{', '.join(f'{r[key]:.2f}' for r in rounds)})")
+              f"{', '.join(f'{r[key]:.2f}' for r in rounds if r[key])})")
     print(f"1-minute load average during the runs: {', '.join(f'{x:.1f}' for x in load)} on {os.cpu_count()} CPUs")
     print(json.dumps({k: result[k] for k in ("ratio_ours_over_pytorch", "median_round_ratio_jem_iteration",
                                              "median_round_ratio_sgld_step", "median_round_ratio_peak_rss",

@@ -214,11 +214,12 @@ def main():
     load_before = os.getloadavg()[0]
     for _ in range(a.warmup):
         jem.iterate()
-    seconds = []
+    seconds, cpu = [], []
     for _ in range(a.iters):
-        start = time.perf_counter()
+        start, cpu_start = time.perf_counter(), time.process_time()
         jem.iterate()
         seconds.append(time.perf_counter() - start)
+        cpu.append(time.process_time() - cpu_start)   # all threads of the process
     median = statistics.median(seconds)
     # Linux: KiB. Read before anything else allocates: the peak of the JEM-iteration workload.
     peak_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
@@ -235,7 +236,7 @@ def main():
         "impl": "pytorch", "torch": torch.__version__, "python": platform.python_version(),
         "threads": torch.get_num_threads(), "model": name, "batch": a.batch, "sgld_steps": a.sgld_steps,
         "median_s": median, "min_s": min(seconds), "max_s": max(seconds), "runs": len(seconds),
-        "all_s": seconds, "gflop": flop / 1e9, "gflops": flop / 1e9 / median,
+        "all_s": seconds, "cpu_median_s": statistics.median(cpu), "cpu_all_s": cpu, "gflop": flop / 1e9, "gflops": flop / 1e9 / median,
         "forward_flop_per_image": flop_image, "peak_rss_bytes": peak_rss,
         "sgld_step": ({"median_s": statistics.median(sgld), "min_s": min(sgld), "max_s": max(sgld), "all_s": sgld}
                       if sgld else None), "loadavg_1min_before": load_before,
