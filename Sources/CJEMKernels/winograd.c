@@ -105,7 +105,7 @@ CLONES void jem_wino_filter(const float *w, int cout, int cin, int backward, int
 
 /* The tiles of one tile row: v[p][tx][cp] (p stride pstride floats) = B^T d B, d the 6x6 window at
    column 4*tx of the 6 padded rows at `rows` (rowstride floats apart, channels last). */
-INLINE void input_tiles(const float *rows, size_t rowstride, int tw, int cp, float *v, size_t pstride) {
+INLINE void input_tiles(const float *rows, size_t rowstride, int tw, int cp, float *v, size_t tstride, size_t pstride) {
     for (int tx = 0; tx < tw; tx++) {
         const float *base = rows + (size_t)4 * tx * cp;
         for (int c0 = 0; c0 < cp; c0 += 16) {
@@ -121,7 +121,7 @@ INLINE void input_tiles(const float *rows, size_t rowstride, int tw, int cp, flo
                 m[4][j] = (d4 - d2) - 2 * (d3 - d1);
                 m[5][j] = 4 * d1 - 5 * d3 + d5;
             }
-            float *out = v + (size_t)tx * cp + c0;
+            float *out = v + (size_t)tx * tstride + c0;
             for (int i = 0; i < 6; i++) {
                 v16 d0 = m[i][0], d1 = m[i][1], d2 = m[i][2], d3 = m[i][3], d4 = m[i][4], d5 = m[i][5];
                 st(out + (size_t)(6 * i + 0) * pstride, 4 * d0 - 5 * d2 + d4);
@@ -140,7 +140,7 @@ CLONES void jem_wino_input(const float *xp, int nb, int th, int tw, int cp, floa
     int ph = 4 * th + 2, pw = 4 * tw + 2;
     for (int n = 0; n < nb; n++) for (int ty = 0; ty < th; ty++) {
         size_t t = ((size_t)n * th + ty) * tw;
-        input_tiles(xp + ((size_t)n * ph + 4 * ty) * pw * cp, (size_t)pw * cp, tw, cp, v + t * cp, pstride);
+        input_tiles(xp + ((size_t)n * ph + 4 * ty) * pw * cp, (size_t)pw * cp, tw, cp, v + t * cp, cp, pstride);
     }
 }
 
@@ -149,7 +149,7 @@ CLONES void jem_wino_input(const float *xp, int nb, int th, int tw, int cp, floa
    transformed from there; the 2 rows that the next tile row shares are moved up, not packed
    again. The same float operations as the two calls. */
 CLONES void jem_wino_pack_input(const float *x, int nb, int c, int h, int w, int cp, int th, int tw, int leaky,
-                                float slope, float *band, float *v, size_t pstride) {
+                                float slope, float *band, float *v, size_t tstride, size_t pstride) {
     int pw = 4 * tw + 2;
     size_t rowstride = (size_t)pw * cp, plane = (size_t)h * w;
     for (int n = 0; n < nb; n++) {
@@ -162,16 +162,17 @@ CLONES void jem_wino_pack_input(const float *x, int nb, int c, int h, int w, int
                 pack_row(iy >= 1 && iy <= h ? src + (size_t)(iy - 1) * w : 0, c, plane, w, pw, cp, leaky, slope,
                          band + r * rowstride);
             }
-            input_tiles(band, rowstride, tw, cp, v + ((size_t)n * th + ty) * tw * cp, pstride);
+            input_tiles(band, rowstride, tw, cp, v + ((size_t)n * th + ty) * tw * tstride, tstride, pstride);
         }
     }
 }
 
 /* The 4 output rows of one tile row: rows[i][ox][kp] (rows rowstride floats apart) = A^T m A of
    the tiles at m (tile tx at m + tx*kp, p stride pstride). */
-INLINE void output_tiles(const float *m, int tw, int kp, size_t pstride, float *rows, size_t rowstride) {
+INLINE void output_tiles(const float *m, int tw, int kp, size_t tstride, size_t pstride, float *rows,
+                         size_t rowstride) {
     for (int tx = 0; tx < tw; tx++) {
-        const float *in = m + (size_t)tx * kp;
+        const float *in = m + (size_t)tx * tstride;
         float *base = rows + (size_t)4 * tx * kp;
         for (int k0 = 0; k0 < kp; k0 += 16) {
             v16 r[4][6];
@@ -203,7 +204,7 @@ CLONES void jem_wino_output(const float *m, int nb, int th, int tw, int kp, size
     int oh = 4 * th, ow = 4 * tw;
     for (int n = 0; n < nb; n++) for (int ty = 0; ty < th; ty++) {
         size_t t = ((size_t)n * th + ty) * tw;
-        output_tiles(m + t * kp, tw, kp, pstride, yp + ((size_t)n * oh + 4 * ty) * ow * kp, (size_t)ow * kp);
+        output_tiles(m + t * kp, tw, kp, kp, pstride, yp + ((size_t)n * oh + 4 * ty) * ow * kp, (size_t)ow * kp);
     }
 }
 
@@ -267,14 +268,14 @@ CLONES void jem_wino_unpack(const float *yp, int nb, int k, int h, int w, int kp
    rows go to `band` (4 * 4*tw * kp floats) and from there straight to y. The same float
    operations as the two calls. */
 CLONES void jem_wino_output_unpack(const float *m, int nb, int k, int h, int w, int kp, int th, int tw,
-                                   size_t pstride, const float *bias, const float *gate, float slope, int accumulate,
+                                   size_t tstride, size_t pstride, const float *bias, const float *gate, float slope, int accumulate,
                                    int stream, float *band, float *y) {
     int ow = 4 * tw;
     size_t plane = (size_t)h * w, rowstride = (size_t)ow * kp;
     stream = stream && !accumulate;
     for (int n = 0; n < nb; n++) for (int ty = 0; ty < th; ty++) {
         int rows = h - 4 * ty < 4 ? h - 4 * ty : 4;
-        output_tiles(m + ((size_t)n * th + ty) * tw * kp, tw, kp, pstride, band, rowstride);
+        output_tiles(m + ((size_t)n * th + ty) * tw * tstride, tw, kp, tstride, pstride, band, rowstride);
         size_t offset = (size_t)n * k * plane + (size_t)4 * ty * w;
         unpack_rows(band, rowstride, rows, k, plane, w, kp, bias, gate ? gate + offset : 0, slope, accumulate, stream,
                     y + offset);
