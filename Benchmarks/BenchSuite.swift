@@ -217,7 +217,7 @@ struct BenchSuite {
         backend.fill(ones, value: 1, offset: 0, count: batch)
         let gradLogits = try backend.makeBuffer(count: batch * spec.classCount)
         let gradInput = try backend.makeBuffer(count: batch * spec.inputCount)
-        try record("sampling/sgld_step \(spec.name) batch \(batch) (fwd + d/dx + update)", flop: 2 * forwardFlop,
+        try record("sampling/sgld_step \(spec.name) batch \(batch) (one SGLD step: fwd + d/dx + update)", flop: 2 * forwardFlop,
                    runs: modelRuns, check: { v in
             try v.compareModel(spec) { e, n in try modelPass(e, n, parameters: false) }
         }, tolerance: BenchValidation.modelTolerance) {

@@ -47,6 +47,9 @@ struct JEMBench: ParsableCommand {
     @Flag(help: "Data-parallel figures instead (alone or under mpirun -np N): one JEM iteration per rank with its gradient allreduce, and allreduce times up to 146 MB (DistributedBench.swift).")
     var distributed = false
 
+    @Flag(help: "Run only the JEM-iteration workload on the CPU backend (no GEMM ceiling, no other benchmark) and report its peak resident memory and what it allocates (JEMMemory.swift).")
+    var jemMemory = false
+
     @Flag(help: .hidden)   // the child process of "OpenCL first iteration" (ColdStart.swift)
     var firstIterationProbe = false
 
@@ -69,6 +72,10 @@ struct JEMBench: ParsableCommand {
         }
         if firstIterationProbe {
             try ColdStart.probe(device: device, model: model, batch: batch)
+            return
+        }
+        if jemMemory {
+            try JEMMemory.run(model: model, batch: batch, iterations: iterations ?? (quick ? 2 : 5), json: json)
             return
         }
         var results: [BenchResult] = []

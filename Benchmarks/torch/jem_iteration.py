@@ -17,11 +17,17 @@ FLOP accounting and one JSON object (also written to --json FILE).
 
   python jem_iteration.py                       # 1 warm-up + 5 timed iterations
   python jem_iteration.py --iters 3 --json out.json
+
+After the JEM iterations it reads the process's peak resident memory (ru_maxrss: nothing else
+has run in the process yet), then times one SGLD step the way jem-bench's "SGLD step" does:
+forward, f = LSE of the logits, gradient with respect to the input only, update
+x += 1.0 * grad + 0.01 * N(0, I) clamped to [0, 0.5] (1 warm-up + --sgld-step-runs timed).
 """
 import argparse
 import json
 import os
 import platform
+import resource
 import statistics
 import time
 
@@ -156,6 +162,14 @@ class JEM:
         self.optimizer.step()
         return loss.item()
 
+    def sgld_step(self, x):
+        """One SGLD step as jem-bench's "SGLD step (fwd + d/dx + update)" benchmark times it."""
+        x.requires_grad_(True)
+        (grad,) = torch.autograd.grad(self.energy(x).sum(), x)
+        with torch.no_grad():
+            x.add_(grad, alpha=1.0).add_(torch.randn_like(x), alpha=0.01).clamp_(0, 0.5)
+        x.requires_grad_(False)
+
 
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -174,6 +188,8 @@ def main():
     p.add_argument("--lr", type=float, default=1e-4)
     p.add_argument("--data-batches", type=int, default=8, help="fixed random real batches cycled through")
     p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--sgld-step-runs", type=int, default=7,
+                   help="timed SGLD steps after the JEM iterations (jem-bench's count; 0: none)")
     p.add_argument("--json", default=None, help="also write the JSON result to this file")
     a = p.parse_args()
     if a.iters < 1 or a.warmup < 0:
@@ -198,22 +214,38 @@ def main():
     load_before = os.getloadavg()[0]
     for _ in range(a.warmup):
         jem.iterate()
-    seconds = []
+    seconds, cpu = [], []
     for _ in range(a.iters):
-        start = time.perf_counter()
+        start, cpu_start = time.perf_counter(), time.process_time()
         jem.iterate()
         seconds.append(time.perf_counter() - start)
+        cpu.append(time.process_time() - cpu_start)   # all threads of the process
     median = statistics.median(seconds)
+    # Linux: KiB. Read before anything else allocates: the peak of the JEM-iteration workload.
+    peak_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    sgld = []
+    if a.sgld_step_runs > 0:
+        jem.model.eval()
+        x = torch.empty(a.batch, CHANNELS, SIZE, SIZE).uniform_(-1, 1)
+        jem.sgld_step(x)
+        for _ in range(a.sgld_step_runs):
+            start = time.perf_counter()
+            jem.sgld_step(x)
+            sgld.append(time.perf_counter() - start)
     result = {
         "impl": "pytorch", "torch": torch.__version__, "python": platform.python_version(),
         "threads": torch.get_num_threads(), "model": name, "batch": a.batch, "sgld_steps": a.sgld_steps,
         "median_s": median, "min_s": min(seconds), "max_s": max(seconds), "runs": len(seconds),
-        "all_s": seconds, "gflop": flop / 1e9, "gflops": flop / 1e9 / median,
-        "forward_flop_per_image": flop_image, "loadavg_1min_before": load_before,
+        "all_s": seconds, "cpu_median_s": statistics.median(cpu), "cpu_all_s": cpu, "gflop": flop / 1e9, "gflops": flop / 1e9 / median,
+        "forward_flop_per_image": flop_image, "peak_rss_bytes": peak_rss,
+        "sgld_step": ({"median_s": statistics.median(sgld), "min_s": min(sgld), "max_s": max(sgld), "all_s": sgld}
+                      if sgld else None), "loadavg_1min_before": load_before,
         "loadavg_1min_after": os.getloadavg()[0],
     }
     print(f"JEM iteration: median {median:.3f} s (min {min(seconds):.3f}, max {max(seconds):.3f}, "
-          f"n={len(seconds)}), {flop / 1e9 / median:.1f} GFLOP/s")
+          f"n={len(seconds)}), {flop / 1e9 / median:.1f} GFLOP/s; peak RSS {peak_rss / 1e6:.1f} MB")
+    if sgld:
+        print(f"SGLD step: median {statistics.median(sgld):.4f} s (min {min(sgld):.4f}, n={len(sgld)})")
     print(json.dumps(result))
     if a.json:
         with open(a.json, "w") as fh:

@@ -26,37 +26,47 @@ typedef int i16 __attribute__((vector_size(64), aligned(4)));
    bottom/right when the tiles overhang), channels last and zero above c; with `leaky`, each pixel
    goes through the leaky ReLU first (x > 0 ? x : slope * x, as jem_leaky_relu_forward). 16x16 blocks go through
    registers (TRANSPOSE16); the pixels of a row beyond its last full block are copied one by one. */
-CLONES void jem_wino_pack(const float *x, int nb, int c, int h, int w, int cp, int th, int tw, int leaky,
-                          float slope, float *xp) {
-    int ph = 4 * th + 2, pw = 4 * tw + 2, full = w / 16 * 16;
-    for (int n = 0; n < nb; n++) {
-        float *dst = xp + (size_t)n * ph * pw * cp;
-        const float *src = x + (size_t)n * c * h * w;
-        memset(dst, 0, sizeof(float) * (size_t)pw * cp);
-        for (int iy = 1; iy < ph; iy++) {
-            float *row = dst + (size_t)iy * pw * cp;
-            if (iy > h) { memset(row, 0, sizeof(float) * (size_t)pw * cp); continue; }
-            memset(row, 0, sizeof(float) * cp);
-            memset(row + (size_t)(w + 1) * cp, 0, sizeof(float) * (size_t)(pw - w - 1) * cp);
-            const float *s = src + (size_t)(iy - 1) * w;
-            for (int c0 = 0; c0 < cp; c0 += 16) {
-                for (int x0 = 0; x0 < full; x0 += 16) {
-                    v16 r[16];
-                    for (int i = 0; i < 16; i++) r[i] = c0 + i < c ? ld(s + (size_t)(c0 + i) * h * w + x0) : (v16){0};
-                    if (leaky) for (int i = 0; i < 16; i++) r[i] = LEAKY(r[i], slope);
-                    TRANSPOSE16(r);
-                    for (int j = 0; j < 16; j++) st(row + (size_t)(1 + x0 + j) * cp + c0, r[j]);
-                }
-                for (int ix = full; ix < w; ix++)
-                    for (int i = 0; i < 16; i++) {
-                        float v = c0 + i < c ? s[(size_t)(c0 + i) * h * w + ix] : 0;
-                        row[(size_t)(1 + ix) * cp + c0 + i] = leaky ? (v > 0 ? v : slope * v) : v;
-                    }
-            }
+#define INLINE static inline __attribute__((always_inline))
+
+/* Row iy of one image's padded channels-last copy (see jem_wino_pack): s is the image's source
+   row iy - 1 (channel 0; channels plane floats apart), or NULL for a row of the zero border. */
+INLINE void pack_row(const float *s, int c, size_t plane, int w, int pw, int cp, int leaky, float slope,
+                     float *row) {
+    int full = w / 16 * 16;
+    if (!s) { memset(row, 0, sizeof(float) * (size_t)pw * cp); return; }
+    memset(row, 0, sizeof(float) * cp);
+    memset(row + (size_t)(w + 1) * cp, 0, sizeof(float) * (size_t)(pw - w - 1) * cp);
+    for (int c0 = 0; c0 < cp; c0 += 16) {
+        for (int x0 = 0; x0 < full; x0 += 16) {
+            v16 r[16];
+            for (int i = 0; i < 16; i++) r[i] = c0 + i < c ? ld(s + (size_t)(c0 + i) * plane + x0) : (v16){0};
+            if (leaky) for (int i = 0; i < 16; i++) r[i] = LEAKY(r[i], slope);
+            TRANSPOSE16(r);
+            for (int j = 0; j < 16; j++) st(row + (size_t)(1 + x0 + j) * cp + c0, r[j]);
         }
+        for (int ix = full; ix < w; ix++)
+            for (int i = 0; i < 16; i++) {
+                float v = c0 + i < c ? s[(size_t)(c0 + i) * plane + ix] : 0;
+                row[(size_t)(1 + ix) * cp + c0 + i] = leaky ? (v > 0 ? v : slope * v) : v;
+            }
     }
 }
 
+/* xp[n][iy][ix][cp], iy < 4*th+2, ix < 4*tw+2: the image with one pixel of zero padding (more on the
+   bottom/right when the tiles overhang), channels last and zero above c; with `leaky`, each pixel
+   goes through the leaky ReLU first (x > 0 ? x : slope * x, as jem_leaky_relu_forward). 16x16 blocks go through
+   registers (TRANSPOSE16); the pixels of a row beyond its last full block are copied one by one. */
+CLONES void jem_wino_pack(const float *x, int nb, int c, int h, int w, int cp, int th, int tw, int leaky,
+                          float slope, float *xp) {
+    int ph = 4 * th + 2, pw = 4 * tw + 2;
+    for (int n = 0; n < nb; n++) {
+        float *dst = xp + (size_t)n * ph * pw * cp;
+        const float *src = x + (size_t)n * c * h * w;
+        for (int iy = 0; iy < ph; iy++)
+            pack_row(iy >= 1 && iy <= h ? src + (size_t)(iy - 1) * w : 0, c, (size_t)h * w, w, pw, cp, leaky, slope,
+                     dst + (size_t)iy * pw * cp);
+    }
+}
 
 /* U[p][r][q] = (G g G^T)[p] for the 16 filters q0..q0+15 of row r at a time, in float. */
 CLONES void jem_wino_filter(const float *w, int cout, int cin, int backward, int kp, float *u) {
@@ -93,18 +103,17 @@ CLONES void jem_wino_filter(const float *w, int cout, int cin, int backward, int
     }
 }
 
-/* v[p][t][cp] (p stride pstride floats) = B^T d B for every tile t = (n*th + ty)*tw + tx. */
-CLONES void jem_wino_input(const float *xp, int nb, int th, int tw, int cp, float *v, size_t pstride) {
-    int ph = 4 * th + 2, pw = 4 * tw + 2;
-    for (int n = 0; n < nb; n++) for (int ty = 0; ty < th; ty++) for (int tx = 0; tx < tw; tx++) {
-        size_t t = ((size_t)n * th + ty) * tw + tx;
-        const float *base = xp + (((size_t)n * ph + 4 * ty) * pw + 4 * tx) * cp;
+/* The tiles of one tile row: v[p][tx][cp] (p stride pstride floats) = B^T d B, d the 6x6 window at
+   column 4*tx of the 6 padded rows at `rows` (rowstride floats apart, channels last). */
+INLINE void input_tiles(const float *rows, size_t rowstride, int tw, int cp, float *v, size_t tstride, size_t pstride) {
+    for (int tx = 0; tx < tw; tx++) {
+        const float *base = rows + (size_t)4 * tx * cp;
         for (int c0 = 0; c0 < cp; c0 += 16) {
             v16 m[6][6];
             for (int j = 0; j < 6; j++) {
-                v16 d0 = ld(base + ((size_t)0 * pw + j) * cp + c0), d1 = ld(base + ((size_t)1 * pw + j) * cp + c0);
-                v16 d2 = ld(base + ((size_t)2 * pw + j) * cp + c0), d3 = ld(base + ((size_t)3 * pw + j) * cp + c0);
-                v16 d4 = ld(base + ((size_t)4 * pw + j) * cp + c0), d5 = ld(base + ((size_t)5 * pw + j) * cp + c0);
+                v16 d0 = ld(base + 0 * rowstride + (size_t)j * cp + c0), d1 = ld(base + 1 * rowstride + (size_t)j * cp + c0);
+                v16 d2 = ld(base + 2 * rowstride + (size_t)j * cp + c0), d3 = ld(base + 3 * rowstride + (size_t)j * cp + c0);
+                v16 d4 = ld(base + 4 * rowstride + (size_t)j * cp + c0), d5 = ld(base + 5 * rowstride + (size_t)j * cp + c0);
                 m[0][j] = 4 * d0 - 5 * d2 + d4;
                 m[1][j] = (d4 + d3) - 4 * (d1 + d2);
                 m[2][j] = (d4 - d3) + 4 * (d1 - d2);
@@ -112,7 +121,7 @@ CLONES void jem_wino_input(const float *xp, int nb, int th, int tw, int cp, floa
                 m[4][j] = (d4 - d2) - 2 * (d3 - d1);
                 m[5][j] = 4 * d1 - 5 * d3 + d5;
             }
-            float *out = v + t * cp + c0;
+            float *out = v + (size_t)tx * tstride + c0;
             for (int i = 0; i < 6; i++) {
                 v16 d0 = m[i][0], d1 = m[i][1], d2 = m[i][2], d3 = m[i][3], d4 = m[i][4], d5 = m[i][5];
                 st(out + (size_t)(6 * i + 0) * pstride, 4 * d0 - 5 * d2 + d4);
@@ -126,13 +135,45 @@ CLONES void jem_wino_input(const float *xp, int nb, int th, int tw, int cp, floa
     }
 }
 
-/* yp[n][oy][ox][kp] (oy < 4*th, ox < 4*tw) = A^T m A for every tile. */
-CLONES void jem_wino_output(const float *m, int nb, int th, int tw, int kp, size_t pstride, float *yp) {
-    int oh = 4 * th, ow = 4 * tw;
-    for (int n = 0; n < nb; n++) for (int ty = 0; ty < th; ty++) for (int tx = 0; tx < tw; tx++) {
-        size_t t = ((size_t)n * th + ty) * tw + tx;
-        const float *in = m + t * kp;
-        float *base = yp + (((size_t)n * oh + 4 * ty) * ow + 4 * tx) * kp;
+/* v[p][t][cp] (p stride pstride floats) = B^T d B for every tile t = (n*th + ty)*tw + tx. */
+CLONES void jem_wino_input(const float *xp, int nb, int th, int tw, int cp, float *v, size_t pstride) {
+    int ph = 4 * th + 2, pw = 4 * tw + 2;
+    for (int n = 0; n < nb; n++) for (int ty = 0; ty < th; ty++) {
+        size_t t = ((size_t)n * th + ty) * tw;
+        input_tiles(xp + ((size_t)n * ph + 4 * ty) * pw * cp, (size_t)pw * cp, tw, cp, v + t * cp, cp, pstride);
+    }
+}
+
+/* jem_wino_pack and jem_wino_input in one pass, a tile row at a time: the 6 padded rows a tile row
+   reads are packed into `band` (6 * (4*tw+2) * cp floats, small enough to stay in L1/L2) and
+   transformed from there; the 2 rows that the next tile row shares are moved up, not packed
+   again. The same float operations as the two calls. */
+CLONES void jem_wino_pack_input(const float *x, int nb, int c, int h, int w, int cp, int th, int tw, int leaky,
+                                float slope, float *band, float *v, size_t tstride, size_t pstride) {
+    int pw = 4 * tw + 2;
+    size_t rowstride = (size_t)pw * cp, plane = (size_t)h * w;
+    for (int n = 0; n < nb; n++) {
+        const float *src = x + (size_t)n * c * plane;
+        for (int ty = 0; ty < th; ty++) {
+            int first = 0;
+            if (ty > 0) { memmove(band, band + 4 * rowstride, sizeof(float) * 2 * rowstride); first = 2; }
+            for (int r = first; r < 6; r++) {
+                int iy = 4 * ty + r;
+                pack_row(iy >= 1 && iy <= h ? src + (size_t)(iy - 1) * w : 0, c, plane, w, pw, cp, leaky, slope,
+                         band + r * rowstride);
+            }
+            input_tiles(band, rowstride, tw, cp, v + ((size_t)n * th + ty) * tw * tstride, tstride, pstride);
+        }
+    }
+}
+
+/* The 4 output rows of one tile row: rows[i][ox][kp] (rows rowstride floats apart) = A^T m A of
+   the tiles at m (tile tx at m + tx*kp, p stride pstride). */
+INLINE void output_tiles(const float *m, int tw, int kp, size_t tstride, size_t pstride, float *rows,
+                         size_t rowstride) {
+    for (int tx = 0; tx < tw; tx++) {
+        const float *in = m + (size_t)tx * tstride;
+        float *base = rows + (size_t)4 * tx * kp;
         for (int k0 = 0; k0 < kp; k0 += 16) {
             v16 r[4][6];
             for (int j = 0; j < 6; j++) {
@@ -148,11 +189,57 @@ CLONES void jem_wino_output(const float *m, int nb, int th, int tw, int kp, size
             for (int i = 0; i < 4; i++) {
                 v16 m0 = r[i][0], m1 = r[i][1], m2 = r[i][2], m3 = r[i][3], m4 = r[i][4], m5 = r[i][5];
                 v16 a = m1 + m2, b = m1 - m2, c = m3 + m4, d = m3 - m4;
-                float *row = base + (size_t)i * ow * kp + k0;
+                float *row = base + (size_t)i * rowstride + k0;
                 st(row, m0 + a + c);
                 st(row + kp, b + 2 * d);
                 st(row + 2 * kp, a + 4 * c);
                 st(row + 3 * kp, b + 8 * d + m5);
+            }
+        }
+    }
+}
+
+/* yp[n][oy][ox][kp] (oy < 4*th, ox < 4*tw) = A^T m A for every tile. */
+CLONES void jem_wino_output(const float *m, int nb, int th, int tw, int kp, size_t pstride, float *yp) {
+    int oh = 4 * th, ow = 4 * tw;
+    for (int n = 0; n < nb; n++) for (int ty = 0; ty < th; ty++) {
+        size_t t = ((size_t)n * th + ty) * tw;
+        output_tiles(m + t * kp, tw, kp, kp, pstride, yp + ((size_t)n * oh + 4 * ty) * ow * kp, (size_t)ow * kp);
+    }
+}
+
+/* `rows` output rows of one image: y[k][oy][ox] (+)= s[oy][ox][k] (+ bias[k]) (s rows srow floats
+   apart, y and gate rows w floats apart, channels plane floats apart), see jem_wino_unpack. */
+INLINE void unpack_rows(const float *src, size_t srow, int rows, int k, size_t plane, int w, int kp,
+                        const float *bias, const float *gate, float slope, int accumulate, int stream, float *y) {
+    int full = w / 16 * 16;
+    for (int oy = 0; oy < rows; oy++) {
+        const float *s = src + (size_t)oy * srow;
+        float *d = y + (size_t)oy * w;
+        const float *gd = gate ? gate + (size_t)oy * w : 0;
+        for (int c0 = 0; c0 < k; c0 += 16) {
+            int lanes = k - c0 < 16 ? k - c0 : 16;
+            for (int x0 = 0; x0 < full; x0 += 16) {
+                v16 r[16];
+                for (int j = 0; j < 16; j++) r[j] = ld(s + (size_t)(x0 + j) * kp + c0);
+                TRANSPOSE16(r);
+                for (int i = 0; i < lanes; i++) {
+                    float *o = d + (size_t)(c0 + i) * plane + x0;
+                    v16 v = r[i] + (bias ? bias[c0 + i] : 0.0f);
+                    if (gd) v = LEAKY_GRAD(ld(gd + (size_t)(c0 + i) * plane + x0), v, slope);
+                    if (accumulate) st(o, ld(o) + v);
+                    else if (stream && ((size_t)o & 63) == 0) __builtin_nontemporal_store((v16a)v, (v16a *)o);
+                    else st(o, v);
+                }
+            }
+            for (int i = 0; i < lanes; i++) {
+                float b = bias ? bias[c0 + i] : 0;
+                float *o = d + (size_t)(c0 + i) * plane;
+                for (int ox = full; ox < w; ox++) {
+                    float v = s[(size_t)ox * kp + c0 + i] + b;
+                    if (gd) v = v * (gd[(size_t)(c0 + i) * plane + ox] > 0 ? 1.0f : slope);
+                    o[ox] = accumulate ? o[ox] + v : v;
+                }
             }
         }
     }
@@ -166,37 +253,32 @@ CLONES void jem_wino_output(const float *m, int nb, int th, int tw, int kp, size
    cache), then a store fence. */
 CLONES void jem_wino_unpack(const float *yp, int nb, int k, int h, int w, int kp, int th, int tw, const float *bias,
                             const float *gate, float slope, int accumulate, int stream, float *y) {
-    int ow = 4 * tw, oh = 4 * th, full = w / 16 * 16;
+    int ow = 4 * tw, oh = 4 * th;
+    size_t plane = (size_t)h * w;
     stream = stream && !accumulate;
-    for (int n = 0; n < nb; n++) for (int oy = 0; oy < h; oy++) {
-        const float *s = yp + ((size_t)n * oh + oy) * ow * kp;
-        float *d = y + (size_t)n * k * h * w + (size_t)oy * w;
-        const float *gd = gate ? gate + (size_t)n * k * h * w + (size_t)oy * w : 0;
-        for (int c0 = 0; c0 < k; c0 += 16) {
-            int lanes = k - c0 < 16 ? k - c0 : 16;
-            for (int x0 = 0; x0 < full; x0 += 16) {
-                v16 r[16];
-                for (int j = 0; j < 16; j++) r[j] = ld(s + (size_t)(x0 + j) * kp + c0);
-                TRANSPOSE16(r);
-                for (int i = 0; i < lanes; i++) {
-                    float *o = d + (size_t)(c0 + i) * h * w + x0;
-                    v16 v = r[i] + (bias ? bias[c0 + i] : 0.0f);
-                    if (gd) v = LEAKY_GRAD(ld(gd + (size_t)(c0 + i) * h * w + x0), v, slope);
-                    if (accumulate) st(o, ld(o) + v);
-                    else if (stream && ((size_t)o & 63) == 0) __builtin_nontemporal_store((v16a)v, (v16a *)o);
-                    else st(o, v);
-                }
-            }
-            for (int i = 0; i < lanes; i++) {
-                float b = bias ? bias[c0 + i] : 0;
-                float *o = d + (size_t)(c0 + i) * h * w;
-                for (int ox = full; ox < w; ox++) {
-                    float v = s[(size_t)ox * kp + c0 + i] + b;
-                    if (gd) v = v * (gd[(size_t)(c0 + i) * h * w + ox] > 0 ? 1.0f : slope);
-                    o[ox] = accumulate ? o[ox] + v : v;
-                }
-            }
-        }
+    for (int n = 0; n < nb; n++)
+        unpack_rows(yp + (size_t)n * oh * ow * kp, (size_t)ow * kp, h, k, plane, w, kp, bias,
+                    gate ? gate + (size_t)n * k * plane : 0, slope, accumulate, stream, y + (size_t)n * k * plane);
+#if defined(__x86_64__)
+    if (stream) __builtin_ia32_sfence();
+#endif
+}
+
+/* jem_wino_output and jem_wino_unpack in one pass, a tile row at a time: the tile row's 4 output
+   rows go to `band` (4 * 4*tw * kp floats) and from there straight to y. The same float
+   operations as the two calls. */
+CLONES void jem_wino_output_unpack(const float *m, int nb, int k, int h, int w, int kp, int th, int tw,
+                                   size_t tstride, size_t pstride, const float *bias, const float *gate, float slope, int accumulate,
+                                   int stream, float *band, float *y) {
+    int ow = 4 * tw;
+    size_t plane = (size_t)h * w, rowstride = (size_t)ow * kp;
+    stream = stream && !accumulate;
+    for (int n = 0; n < nb; n++) for (int ty = 0; ty < th; ty++) {
+        int rows = h - 4 * ty < 4 ? h - 4 * ty : 4;
+        output_tiles(m + ((size_t)n * th + ty) * tw * tstride, tw, kp, tstride, pstride, band, rowstride);
+        size_t offset = (size_t)n * k * plane + (size_t)4 * ty * w;
+        unpack_rows(band, rowstride, rows, k, plane, w, kp, bias, gate ? gate + offset : 0, slope, accumulate, stream,
+                    y + offset);
     }
 #if defined(__x86_64__)
     if (stream) __builtin_ia32_sfence();

@@ -33,6 +33,17 @@ void jem_wino_output(const float *m, int nb, int th, int tw, int kp, size_t pstr
    big to stay in cache). */
 void jem_wino_unpack(const float *yp, int nb, int k, int h, int w, int kp, int th, int tw, const float *bias,
                      const float *gate, float slope, int accumulate, int stream, float *y);
+/* The same pipeline with the channels-last copies never written whole: pack + input transform a
+   tile row at a time through `band` (6 * (4*tw+2) * cp floats), output transform + unpack through
+   `band` (16 * tw * kp floats). Bit for bit the results of the separate calls. Tile t, point p of
+   V (M) sits at t*tstride + p*pstride: tstride = cp, pstride >= tiles*cp is the layout above;
+   tstride = 36*cp, pstride = cp keeps each tile's 36 points together (one store stream). */
+void jem_wino_pack_input(const float *x, int nb, int c, int h, int w, int cp, int th, int tw, int leaky, float slope,
+                         float *band, float *v, size_t tstride, size_t pstride);
+void jem_wino_output_unpack(const float *m, int nb, int k, int h, int w, int kp, int th, int tw, size_t tstride,
+                            size_t pstride,
+                            const float *bias, const float *gate, float slope, int accumulate, int stream,
+                            float *band, float *y);
 
 
 /* Weight gradients of the same convs, Winograd F(3x3, 4x4) (see winograd.c):

@@ -35,6 +35,29 @@ public final class CPUBackend: Backend {
     /// Host memory is the CPU backend's memory, so "transfers" are the copies in and out of its
     /// buffers: counted like the OpenCL backend's, so that both report the same traffic.
     public internal(set) var transfers = TransferCounts()
+    /// Bytes of every buffer `makeBuffer` has handed out (freed ones included): what the callers
+    /// own, as opposed to the backend's own scratch (`scratchBytes`). For jem-bench's memory table.
+    public private(set) var allocatedBytes = 0
+    /// Every buffer handed out, weakly (for `residentBufferBytes`).
+    private var handedOut: [WeakCPUBuffer] = []
+
+    /// Bytes of the live buffers that are resident in memory now (mincore): pages never written
+    /// (e.g. scratch that a fused path never uses) are allocated but not resident.
+    public var residentBufferBytes: Int {
+        let page = Int(sysconf(Int32(_SC_PAGESIZE)))
+        var total = 0
+        for entry in handedOut {
+            guard let buffer = entry.buffer else { continue }
+            let start = Int(bitPattern: buffer.raw) & ~(page - 1)
+            let end = Int(bitPattern: buffer.raw) + buffer.byteCount
+            let pages = (end - start + page - 1) / page
+            var flags = [UInt8](repeating: 0, count: pages)
+            guard mincore(UnsafeMutableRawPointer(bitPattern: start), end - start, &flags) == 0 else { continue }
+            // Pages shared with a neighbouring allocation count as a whole page here.
+            total += flags.reduce(0) { $0 + Int($1 & 1) } * page
+        }
+        return min(total, allocatedBytes)
+    }
 
     /// Whether 3x3, stride-1, padding-1 convolutions (forward, backward-data, weight gradients)
     /// run through Winograd (see `CPUWinograd.swift`) instead of im2col + GEMM.
@@ -70,7 +93,10 @@ public final class CPUBackend: Backend {
 
     public func makeBuffer(count: Int, type: ElementType) throws -> DeviceBuffer {
         guard count >= 0 else { throw BackendError("cannot allocate a buffer of \(count) elements") }
-        return CPUBuffer(count: count, type: type)
+        allocatedBytes += count * type.size
+        let buffer = CPUBuffer(count: count, type: type)
+        handedOut.append(WeakCPUBuffer(buffer))
+        return buffer
     }
 
     public func upload(_ values: [Float], to buffer: DeviceBuffer, offset: Int) throws {
@@ -118,14 +144,31 @@ public final class CPUBackend: Backend {
     public func synchronize() throws {}
 }
 
+extension CPUBackend {
+    /// The convolution scratch held now, bytes by purpose (all threads together).
+    public var scratchBytes: [(purpose: String, bytes: Int)] {
+        func sum(_ pick: (ConvolutionScratch) -> Scratch) -> Int { threadScratch.reduce(0) { $0 + pick($1).bytes } }
+        return [("im2col columns", sum(\.columns)), ("weight-gradient partial sums", sum(\.weightGradient)),
+                ("grouped images (im2col GEMM)", sum(\.grouped)), ("Winograd input band", sum(\.packed)),
+                ("Winograd transformed tiles", sum(\.transformed)), ("Winograd products", sum(\.products)),
+                ("Winograd output band, packed output gradient", sum(\.unpacked)), ("Winograd filter", winogradFilter.bytes)]
+    }
+}
+
+private struct WeakCPUBuffer {
+    weak var buffer: CPUBuffer?
+    init(_ buffer: CPUBuffer) { self.buffer = buffer }
+}
+
 /// One thread's convolution scratch.
 final class ConvolutionScratch: @unchecked Sendable {
     let columns = Scratch()
     let weightGradient = Scratch()
     /// Output gradients gathered, or outputs to scatter, for a group of images ([C][images*HW]).
     let grouped = Scratch()
-    // Winograd: the channels-last padded input, its tile transforms, their products with the
-    // filter, and the channels-last output (see CJEMKernels.h).
+    // Winograd: the band of padded channels-last input rows of one tile row, the tile transforms,
+    // their products with the filter, and the band of channels-last output rows (see
+    // CJEMKernels.h); for weight gradients, `unpacked` holds the packed output gradient.
     let packed = Scratch()
     let transformed = Scratch()
     let products = Scratch()
@@ -139,6 +182,9 @@ final class Scratch {
     private var capacity = 0
 
     deinit { raw?.deallocate() }
+
+    /// Bytes held now.
+    var bytes: Int { pointer == nil ? 0 : capacity * 4 }
 
     func reserve(_ count: Int) -> UnsafeMutablePointer<Float> {
         if count > capacity || pointer == nil {

@@ -17,7 +17,14 @@ import JEMSupport
 ///
 /// Threads: the batch is cut into chunks of about 64 tiles (whole images), which the threads take
 /// one after the other from a shared counter (`parallelBlocks`), each with its own scratch
-/// (~1.5 MB for the widest WRN-10-2 conv, so a chunk stays in L2). A chunk's GEMM mixes the tiles
+/// (~1.5 MB for the widest WRN-10-2 conv, so a chunk stays in L2; chunks of 256 tiles measured
+/// slower). The channels-last copies of the input and output are never written whole: packing
+/// and the input transform, and the output transform and unpacking, run a tile row at a time
+/// through a band of a few rows that stays in L1 (`jem_wino_pack_input`, `jem_wino_output_unpack`:
+/// bit for bit the separate kernels' results). Single-threaded kernel timings: pack + input
+/// transform 5-15% and output transform + unpack 5-25% faster fused, and the input transform
+/// about 2x faster at 32 channels when it writes V tile-major (one store stream); at the level of
+/// a whole conv (jem-bench, cpu column, loaded 2-core machine) the gain is within the noise. A chunk's GEMM mixes the tiles
 /// of its images only, and the chunks are a fixed function of the batch size: the result never
 /// depends on thread timing. The weight gradient sums per thread over a static split instead.
 extension CPUBackend {
@@ -67,24 +74,27 @@ extension CPUBackend {
         parallelBlocks(s.batch, block: chunk) { thread, images in
             let space = scratch[thread]
             let most = min(chunk, s.batch), tilesMost = most * tilesPerImage
-            let packed = space.packed.reserve(most * (4 * th + 2) * (4 * tw + 2) * cp)
+            // The channels-last copies are never written whole: pack + input transform and output
+            // transform + unpack each go a tile row at a time through a small band.
+            let inputBand = space.packed.reserve(6 * (4 * tw + 2) * cp)
             let transformed = space.transformed.reserve(36 * (tilesMost * cp + Self.winogradSkew))
             let products = space.products.reserve(36 * (tilesMost * kp + Self.winogradSkew))
-            let unpacked = space.unpacked.reserve(most * 16 * tilesPerImage * kp)
+            let outputBand = space.unpacked.reserve(16 * tw * kp)
             let first = images.lowerBound, nb = images.count, tiles = nb * tilesPerImage
-            let inStride = tiles * cp + Self.winogradSkew, outStride = tiles * kp + Self.winogradSkew
-            jem_wino_pack(x.value + first * inC * h * w, Int32(nb), Int32(inC), Int32(h), Int32(w), Int32(cp),
-                          Int32(th), Int32(tw), leaky == nil ? 0 : 1, leaky ?? 0, packed)
-            jem_wino_input(packed, Int32(nb), Int32(th), Int32(tw), Int32(cp), transformed, inStride)
+            let outStride = tiles * kp + Self.winogradSkew
+            // V tile-major (each tile's 36 points together: one store stream for the input
+            // transform instead of 36), M point-major (contiguous GEMM output).
+            jem_wino_pack_input(x.value + first * inC * h * w, Int32(nb), Int32(inC), Int32(h), Int32(w), Int32(cp),
+                                Int32(th), Int32(tw), leaky == nil ? 0 : 1, leaky ?? 0, inputBand, transformed,
+                                36 * cp, cp)
             for p in 0..<36 {
                 cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(tiles), Int32(outC), Int32(inC), 1,
-                            transformed + p * inStride, Int32(cp), filter.value + p * inC * kp, Int32(kp), 0,
+                            transformed + p * cp, Int32(36 * cp), filter.value + p * inC * kp, Int32(kp), 0,
                             products + p * outStride, Int32(kp))
             }
-            jem_wino_output(products, Int32(nb), Int32(th), Int32(tw), Int32(kp), outStride, unpacked)
-            jem_wino_unpack(unpacked, Int32(nb), Int32(outC), Int32(h), Int32(w), Int32(kp), Int32(th), Int32(tw),
-                            b.value, gates.value.map { $0 + first * outC * h * w }, slope, accumulate ? 1 : 0,
-                            stream, y.value + first * outC * h * w)
+            jem_wino_output_unpack(products, Int32(nb), Int32(outC), Int32(h), Int32(w), Int32(kp), Int32(th),
+                                   Int32(tw), kp, outStride, b.value, gates.value.map { $0 + first * outC * h * w }, slope,
+                                   accumulate ? 1 : 0, stream, outputBand, y.value + first * outC * h * w)
         }
     }
 
@@ -110,7 +120,7 @@ extension CPUBackend {
             let space = scratch[thread]
             let most = min(chunk, images.count), tilesMost = most * tilesPerImage
             let border = (4 * th + 2) * (4 * tw + 2)
-            let packedInput = space.packed.reserve(most * border * cp)
+            let inputBand = space.packed.reserve(6 * (4 * tw + 2) * cp)
             let packedGradient = space.unpacked.reserve(most * border * kp)
             let inputTiles = space.transformed.reserve(36 * (tilesMost * cp + Self.winogradSkew))
             let gradientTiles = space.products.reserve(36 * (tilesMost * kp + Self.winogradSkew))
@@ -119,9 +129,9 @@ extension CPUBackend {
             while first < images.upperBound {
                 let nb = min(chunk, images.upperBound - first), tiles = nb * tilesPerImage
                 let inStride = tiles * cp + Self.winogradSkew, outStride = tiles * kp + Self.winogradSkew
-                jem_wino_pack(x.value + first * cin * h * w, Int32(nb), Int32(cin), Int32(h), Int32(w), Int32(cp),
-                              Int32(th), Int32(tw), leaky == nil ? 0 : 1, leaky ?? 0, packedInput)
-                jem_wino_input(packedInput, Int32(nb), Int32(th), Int32(tw), Int32(cp), inputTiles, inStride)
+                jem_wino_pack_input(x.value + first * cin * h * w, Int32(nb), Int32(cin), Int32(h), Int32(w),
+                                    Int32(cp), Int32(th), Int32(tw), leaky == nil ? 0 : 1, leaky ?? 0, inputBand,
+                                    inputTiles, cp, inStride)
                 jem_wino_pack(dy.value + first * cout * h * w, Int32(nb), Int32(cout), Int32(h), Int32(w), Int32(kp),
                               Int32(th), Int32(tw), 0, 0, packedGradient)
                 jem_wino_grad_input(packedGradient, Int32(nb), Int32(th), Int32(tw), Int32(kp), gradientTiles,
