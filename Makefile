@@ -26,9 +26,13 @@ deps:
 	fi
 
 # The checkpoint interoperability test loads our files with Python's safetensors + numpy.
+# A dependency that cannot be installed stops the run here (the checks that need it would otherwise
+# skip), with the reason.
 python-deps:
 	@python3 -c "import numpy, safetensors" 2>/dev/null || \
 	  python3 -m pip install -q --disable-pip-version-check numpy safetensors 2>&1 | grep -v "WARNING: Running pip as" || true
+	@python3 -c "import numpy, safetensors" || { \
+	  echo "make: python3 cannot import numpy and safetensors, which the checkpoint and evaluation checks need (pip install numpy safetensors)"; exit 1; }
 
 build: deps
 	$(SWIFT) build $(RELEASE_FLAGS) --product jem-gpu

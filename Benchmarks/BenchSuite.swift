@@ -190,21 +190,16 @@ struct BenchSuite {
         func modelPass(_ e: any Backend, _ n: WideResNet, parameters: Bool) throws -> [Float] {
             let x = try e.makeBuffer(count: small * spec.inputCount)
             try e.upload(smallInput, to: x, offset: 0)
-            let logits = n.forward(x, batch: small)
+            let energy = try EnergyGradient(net: n)
+            let logits = energy.forward(x, batch: small)
             var out = try e.download(logits, offset: 0, count: small * spec.classCount)
-            let lse = try e.makeBuffer(count: small), ones = try e.makeBuffer(count: small)
-            e.fill(ones, value: 1, offset: 0, count: small)
-            let gl = try e.makeBuffer(count: small * spec.classCount), gx = try e.makeBuffer(count: small * spec.inputCount)
-            e.logSumExpRows(logits, rows: small, cols: spec.classCount, out: lse)
-            e.logSumExpBackward(logits, lse: lse, gradOut: ones, rows: small, cols: spec.classCount, gradX: gl,
-                                accumulate: false)
             if parameters {
                 n.zeroGradients()
-                n.backward(gradLogits: gl, batch: small, gradInput: nil, mode: .full)
+                energy.backward(logits, batch: small, mode: .full)
                 for p in n.parameters where p.trainable { out += try e.download(p.gradient, offset: 0, count: p.count) }
             } else {
-                n.backward(gradLogits: gl, batch: small, gradInput: gx, mode: .inputOnly)
-                out += try e.download(gx, offset: 0, count: small * spec.inputCount)
+                energy.backward(logits, batch: small, mode: .inputOnly)
+                out += try e.download(energy.inputGradient, offset: 0, count: small * spec.inputCount)
             }
             return out
         }
@@ -213,31 +208,20 @@ struct BenchSuite {
         }, tolerance: BenchValidation.modelTolerance) {
             net.forward(input, batch: batch)
         }
-        let energy = try backend.makeBuffer(count: batch), ones = try backend.makeBuffer(count: batch)
-        backend.fill(ones, value: 1, offset: 0, count: batch)
-        let gradLogits = try backend.makeBuffer(count: batch * spec.classCount)
-        let gradInput = try backend.makeBuffer(count: batch * spec.inputCount)
+        let energy = try EnergyGradient(net: net)
         try record("sampling/sgld_step \(spec.name) batch \(batch) (one SGLD step: fwd + d/dx + update)", flop: 2 * forwardFlop,
                    runs: modelRuns, check: { v in
             try v.compareModel(spec) { e, n in try modelPass(e, n, parameters: false) }
         }, tolerance: BenchValidation.modelTolerance) {
-            let logits = net.forward(input, batch: batch)
-            backend.logSumExpRows(logits, rows: batch, cols: spec.classCount, out: energy)
-            backend.logSumExpBackward(logits, lse: energy, gradOut: ones, rows: batch, cols: spec.classCount,
-                                      gradX: gradLogits, accumulate: false)
-            net.backward(gradLogits: gradLogits, batch: batch, gradInput: gradInput, mode: .inputOnly)
-            backend.sgldUpdate(x: input, grad: gradInput, count: batch * spec.inputCount, stepSize: 1, noiseStd: 0.01,
+            energy.gradient(at: input, batch: batch)
+            backend.sgldUpdate(x: input, grad: energy.inputGradient, count: batch * spec.inputCount, stepSize: 1, noiseStd: 0.01,
                                seed: 1, stream: 3, gradClip: nil, clampRange: 0...0.5)
         }
         try record("model/training_pass \(spec.name) batch \(batch) (fwd + bwd with parameter gradients)",
                    flop: 3 * forwardFlop, runs: modelRuns, check: { v in
             try v.compareModel(spec) { e, n in try modelPass(e, n, parameters: true) }
         }, tolerance: BenchValidation.modelTolerance) {
-            let logits = net.forward(input, batch: batch)
-            backend.logSumExpRows(logits, rows: batch, cols: spec.classCount, out: energy)
-            backend.logSumExpBackward(logits, lse: energy, gradOut: ones, rows: batch, cols: spec.classCount,
-                                      gradX: gradLogits, accumulate: false)
-            net.backward(gradLogits: gradLogits, batch: batch, gradInput: nil, mode: .full)
+            energy.backward(energy.forward(input, batch: batch), batch: batch, mode: .full)
         }
 
         // One full JEM iteration (shared/bench's standard workload for wrn-10-2: batch 64, 3x32x32,

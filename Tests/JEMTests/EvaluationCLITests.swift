@@ -160,10 +160,8 @@ final class EvaluationCLITests: XCTestCase {
             XCTAssertNoThrow(try PNG.read(out + "/" + plot), plot)
         }
 
-        guard pythonHasNumPy() else {
-            print("python3 with numpy not available: numpy recomputation not run")
-            return
-        }
+        // A missing numpy skips visibly (counted in make test's closing line), never passes silently.
+        guard pythonHasNumPy() else { throw XCTSkip("python3 with numpy not available: numpy recomputation not run") }
         // Independent recomputation: argmax accuracy, float64 cross-entropy, 20-bin ECE on
         // float32 edges, and AUROC as U / (n1 n0) over all pairs.
         let python = try runPython("""
