@@ -8,10 +8,7 @@ final class AttackCLITests: XCTestCase {
     var folder = ""
 
     override func setUpWithError() throws {
-        guard FileManager.default.isExecutableFile(atPath: CLITests.binary) else {
-            XCTFail("jem-gpu binary not found next to the tests at \(CLITests.binary) (run `swift build --build-tests`)")
-            throw CancellationError()
-        }
+        try requireJemGPUBinary()
         folder = NSTemporaryDirectory() + "jem-attack-cli-\(UUID().uuidString)"
         try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
         addTeardownBlock { [folder] in try? FileManager.default.removeItem(atPath: folder) }

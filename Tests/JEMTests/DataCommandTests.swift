@@ -375,10 +375,7 @@ final class DataCommandTests: XCTestCase {
     // MARK: The commands, run as the user runs them
 
     func jemGPU(_ arguments: [String], in folder: String? = nil) throws -> CommandRun {
-        guard FileManager.default.isExecutableFile(atPath: CLITests.binary) else {
-            XCTFail("jem-gpu binary not found next to the tests at \(CLITests.binary) (run `swift build --build-tests`)")
-            throw CancellationError()
-        }
+        try requireJemGPUBinary()
         return try runJemGPU(arguments, in: folder)
     }
 

@@ -20,10 +20,7 @@ final class EvaluationCLITests: XCTestCase {
     }
 
     override func setUpWithError() throws {
-        guard FileManager.default.isExecutableFile(atPath: CLITests.binary) else {
-            XCTFail("jem-gpu binary not found next to the tests at \(CLITests.binary) (run `swift build --build-tests`)")
-            throw CancellationError()
-        }
+        try requireJemGPUBinary()
         if Self.folder.isEmpty {
             Self.folder = NSTemporaryDirectory() + "jem-eval-cli-\(UUID().uuidString)"
             try FileManager.default.createDirectory(atPath: Self.folder, withIntermediateDirectories: true)

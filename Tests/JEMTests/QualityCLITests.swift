@@ -16,10 +16,7 @@ final class QualityCLITests: XCTestCase {
     }
 
     override func setUpWithError() throws {
-        guard FileManager.default.isExecutableFile(atPath: CLITests.binary) else {
-            XCTFail("jem-gpu binary not found next to the tests at \(CLITests.binary) (run `swift build --build-tests`)")
-            throw CancellationError()
-        }
+        try requireJemGPUBinary()
         if Self.folder.isEmpty {
             Self.folder = try scratchDirectory("jem-quality-cli")
         }

@@ -11,10 +11,7 @@ final class ReliabilityTests: XCTestCase {
     static let long = ProcessInfo.processInfo.environment["JEM_TEST_LONG"] != nil
 
     override func setUpWithError() throws {
-        guard FileManager.default.isExecutableFile(atPath: CLITests.binary) else {
-            XCTFail("jem-gpu binary not found next to the tests at \(CLITests.binary) (run `swift build --build-tests`)")
-            throw CancellationError()
-        }
+        try requireJemGPUBinary()
     }
 
     func temporaryDirectory() throws -> String {

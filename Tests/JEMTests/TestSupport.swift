@@ -45,6 +45,14 @@ let oddConvShapes: [Conv2DShape] = [
     Conv2DShape(batch: 1, inChannels: 2, height: 6, width: 5, outChannels: 3, kernel: 3, stride: 1, padding: 0),
 ]
 
+/// Fails the calling test (and stops it) when the jem-gpu binary is not built next to the tests.
+func requireJemGPUBinary() throws {
+    guard FileManager.default.isExecutableFile(atPath: CLITests.binary) else {
+        XCTFail("jem-gpu binary not found next to the tests at \(CLITests.binary) (run `swift build --build-tests`)")
+        throw CancellationError()
+    }
+}
+
 /// What one run of the jem-gpu executable printed and returned.
 struct CommandRun {
     let status: Int32
