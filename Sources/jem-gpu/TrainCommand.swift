@@ -75,7 +75,7 @@ struct TrainCommand: ParsableCommand {
                                                                    valueName: "E1,E2,..."))
     var decayEpochs: String?
     @Option(name: .customLong("decay-rate"), parsing: .unconditional, help: "Learning-rate decay factor.") var decayRate: Float?
-    @Option(parsing: .unconditional, help: "Epochs.") var epochs: Int?
+    @Option(parsing: .unconditional, help: "Epochs. Without --decay-epochs the preset's lr decays keep their share of the run (default preset: 4 epochs, decay at 3; --epochs 6 decays at 5).") var epochs: Int?
     @Option(name: .customLong("max-iterations"), parsing: .unconditional, help: "Stop after this many iterations in total (0: all epochs).")
     var maxIterations: Int?
     @Option(name: .customLong("batch-size"), parsing: .unconditional, help: "Batch size (data, labelled and SGLD batches).") var batchSize: Int?
@@ -179,7 +179,11 @@ struct TrainCommand: ParsableCommand {
         if let warmupIterations { c.warmupIterations = warmupIterations }
         if let decayEpochs, let list = parseEpochList(decayEpochs) { c.decayEpochs = list }
         if let decayRate { c.decayRate = decayRate }
-        if let epochs { c.epochs = epochs }
+        if let epochs {
+            // The preset's lr decay keeps its share of the run unless --decay-epochs says otherwise.
+            if decayEpochs == nil { c.decayEpochs = LearningRateSchedule.stretch(c.decayEpochs, from: c.epochs, to: epochs) }
+            c.epochs = epochs
+        }
         if let maxIterations { c.maxIterations = maxIterations }
         if let batchSize { c.batchSize = batchSize }
         if let seed { c.seed = seed }

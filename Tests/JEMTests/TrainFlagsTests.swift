@@ -22,7 +22,7 @@ final class TrainFlagsTests: XCTestCase {
         ("--sgld-lr", "0.5", "sgldLR", 0.5), ("--sgld-std", "0.02", "sgldStd", 0.02),
         ("--sgld-grad-clip", "0.1", "sgldGradClip", 0.1), ("--sgld-clamp", "1.5", "sgldClamp", 1.5),
         ("--buffer-size", "90", "bufferSize", 90), ("--reinit-freq", "0.1", "reinitFrequency", 0.1),
-        ("--buffer-init", "uniform", "bufferInit", "uniform"), ("--optimizer", "sgd", "optimizer", "sgd"),
+        ("--buffer-init", "informative", "bufferInit", "informative"), ("--optimizer", "sgd", "optimizer", "sgd"),
         ("--lr", "0.002", "learningRate", 0.002), ("--momentum", "0.8", "momentum", 0.8),
         ("--weight-decay", "0.0001", "weightDecay", 0.0001), ("--warmup-iters", "7", "warmupIterations", 7),
         ("--decay-epochs", "2,3", "decayEpochs", [2, 3]), ("--decay-rate", "0.5", "decayRate", 0.5),
@@ -80,6 +80,22 @@ final class TrainFlagsTests: XCTestCase {
             default:
                 XCTAssertEqual(node as? String, row.expected as? String, "\(row.flag) -> \(row.key)")
             }
+        }
+    }
+
+    /// `--epochs` moves the preset's lr decay with the run; an explicit `--decay-epochs` wins.
+    func testEpochsStretchThePresetDecayUnlessDecayEpochsIsGiven() throws {
+        let out = try scratchDirectory("train-decay")
+        defer { try? FileManager.default.removeItem(atPath: out) }
+        let common = ["train", "--backend", "cpu", "--mode", "baseline", "--builtin-train", "200", "--builtin-test", "100",
+                      "--max-iterations", "1", "--overwrite", "--out", out]
+        for (extra, want) in [(["--epochs", "6"], [5]), (["--epochs", "6", "--decay-epochs", "2"], [2]), ([], [3]),
+                              (["--preset", "paper", "--model", "wrn-10-1", "--valid", "50", "--epochs", "10"], [8, 9])] {
+            let run = try runJemGPU(common + extra)
+            XCTAssertEqual(run.status, 0, run.stderr)
+            let data = try Data(contentsOf: URL(fileURLWithPath: out + "/config.json"))
+            let config = try XCTUnwrap(JSONSerialization.jsonObject(with: data) as? [String: Any])
+            XCTAssertEqual((config["decayEpochs"] as? [NSNumber])?.map(\.intValue), want, extra.joined(separator: " "))
         }
     }
 }

@@ -162,4 +162,13 @@ final class TrainerTests: XCTestCase {
         XCTAssertEqual(s.rate(iteration: 200_000, epoch: 170), 3e-5, accuracy: 1e-9)
         XCTAssertEqual(s.rate(iteration: 200_000, epoch: 190), 9e-6, accuracy: 1e-9)
     }
+
+    func testPresetDecayEpochsKeepTheirShareOfALongerOrShorterRun() {
+        XCTAssertEqual(LearningRateSchedule.stretch([3], from: 4, to: 6), [5])
+        XCTAssertEqual(LearningRateSchedule.stretch([3], from: 4, to: 4), [3])
+        XCTAssertEqual(LearningRateSchedule.stretch([3], from: 4, to: 2), [2])
+        XCTAssertEqual(LearningRateSchedule.stretch([160, 180], from: 200, to: 10), [8, 9])
+        XCTAssertEqual(LearningRateSchedule.stretch([160, 180], from: 200, to: 200), [160, 180])
+        XCTAssertEqual(LearningRateSchedule.stretch([], from: 4, to: 6), [])
+    }
 }

@@ -81,6 +81,15 @@ public struct LearningRateSchedule: Sendable, Codable, Equatable {
         self.decayRate = decayRate
     }
 
+    /// A preset's decay epochs moved to a run of `epochs` instead of `presetEpochs`, keeping each
+    /// decay at the same share of the run (rounded up to a whole epoch): [3] of 4 epochs becomes
+    /// [5] of 6, [160, 180] of 200 becomes [8, 9] of 10. Without it, `--epochs 6` on the default
+    /// preset would decay at epoch 3 and train half the run at the low rate.
+    public static func stretch(_ decayEpochs: [Int], from presetEpochs: Int, to epochs: Int) -> [Int] {
+        guard presetEpochs > 0, epochs > 0 else { return decayEpochs }
+        return decayEpochs.map { ($0 * epochs + presetEpochs - 1) / presetEpochs }
+    }
+
     public func rate(iteration: Int, epoch: Int) -> Float {
         if warmupIterations > 0 && iteration <= warmupIterations {
             return base * Float(iteration) / Float(warmupIterations)
