@@ -32,7 +32,7 @@ final class QualityCLITests: XCTestCase {
                "--sgld-steps", "2", "--buffer-size", "64", "--px-delay", "0", "--px-ramp", "0", "--warmup-iters", "2",
                "--log-every", "2", "--sample-every", "3", "--final-sample-steps", "2", "--seed", "3"]
         let jem = Self.folder + "/jem", baseline = Self.folder + "/baseline"
-        for (dir, extra) in [(jem, [String]()), (baseline, ["--mode", "baseline"])] {
+        for (dir, extra) in [(jem, ["--buffer-init", "informative"]), (baseline, ["--mode", "baseline"])] {
             let result = try runJemGPU(common + extra + ["--out", dir])
             XCTAssertEqual(result.status, 0, result.stderr)
         }

@@ -102,17 +102,24 @@ public final class TrainingRun {
             metrics = communicator.isWriter ? try MetricsLog(path: outputDirectory + "/metrics.jsonl") : nil
         }
         try writeConfig(backend: backend, dataset: dataset)
-        if let initial, !resume { try writeInitialSamples(initial) }
+        if config.usesSampling, !resume { try writeInitialSamples(initial) }
     }
 
-    /// samples/x_init.png: draws of the chains' starting distribution, one column per class, so
-    /// the later grids can be compared with where SGLD began.
-    private func writeInitialSamples(_ initial: InformativeInit) throws {
+    /// samples/x_init.png: draws of the chains' starting distribution (the informative Gaussians,
+    /// one column per class, or U(-1, 1) noise), so the later grids can be compared with where
+    /// SGLD began.
+    private func writeInitialSamples(_ initial: InformativeInit?) throws {
         guard writes else { return }
-        let columns = min(initial.classCount, 10)
+        let columns = min(initial?.classCount ?? spec.classCount, 10)
         let count = columns * max(1, 64 / columns)
-        let images = initial.sample(classes: (0..<count).map { $0 % columns }, seed: config.seed,
-                                    stream: RandomStream.informativeInit.id(1 << 55 | 1))
+        let stream = RandomStream.informativeInit.id(1 << 55 | 1)
+        let images: [Float]
+        if let initial {
+            images = initial.sample(classes: (0..<count).map { $0 % columns }, seed: config.seed, stream: stream)
+        } else {
+            let random = HostRandom(seed: config.seed, stream: stream)
+            images = (0..<(count * spec.inputCount)).map { 2 * random.uniform($0) - 1 }
+        }
         try ImageGrid.write(images: images, count: count, channels: spec.inputChannels, height: spec.imageHeight,
                             width: spec.imageWidth, columns: columns, to: outputDirectory + "/samples/x_init.png")
     }
