@@ -7,8 +7,9 @@
 
 #define INLINE static inline __attribute__((always_inline))
 
-/* Row iy of one image's padded channels-last copy (see jem_wino_pack): s is the image's source
-   row iy - 1 (channel 0; channels plane floats apart), or NULL for a row of the zero border. */
+/* One row of an image's channels-last copy with one pixel of zero padding on the left (see
+   jem_wino_pack): row[1 + ix][ch] = s[ch*plane + ix] (channels plane floats apart; through the
+   leaky ReLU with `leaky`), zero up to pw pixels and cp channels; s NULL: a row of zeros. */
 INLINE void pack_row(const float *s, int c, size_t plane, int w, int pw, int cp, int leaky, float slope,
                      float *row) {
     int full = w / 16 * 16;
