@@ -21,36 +21,7 @@ typedef float v16a __attribute__((vector_size(64)));
 typedef int i16 __attribute__((vector_size(64), aligned(4)));
 #define LEAKY(v, slope) ((v16)(((i16)((v) > 0) & (i16)(v)) | (~(i16)((v) > 0) & (i16)((slope) * (v)))))
 #define LEAKY_GRAD(x, g, slope) ((v16)(((i16)((x) > 0) & (i16)(g)) | (~(i16)((x) > 0) & (i16)((g) * (slope)))))
-
-/* xp[n][iy][ix][cp], iy < 4*th+2, ix < 4*tw+2: the image with one pixel of zero padding (more on the
-   bottom/right when the tiles overhang), channels last and zero above c; with `leaky`, each pixel
-   goes through the leaky ReLU first (x > 0 ? x : slope * x, as jem_leaky_relu_forward). 16x16 blocks go through
-   registers (TRANSPOSE16); the pixels of a row beyond its last full block are copied one by one. */
-#define INLINE static inline __attribute__((always_inline))
-
-/* Row iy of one image's padded channels-last copy (see jem_wino_pack): s is the image's source
-   row iy - 1 (channel 0; channels plane floats apart), or NULL for a row of the zero border. */
-INLINE void pack_row(const float *s, int c, size_t plane, int w, int pw, int cp, int leaky, float slope,
-                     float *row) {
-    int full = w / 16 * 16;
-    if (!s) { memset(row, 0, sizeof(float) * (size_t)pw * cp); return; }
-    memset(row, 0, sizeof(float) * cp);
-    memset(row + (size_t)(w + 1) * cp, 0, sizeof(float) * (size_t)(pw - w - 1) * cp);
-    for (int c0 = 0; c0 < cp; c0 += 16) {
-        for (int x0 = 0; x0 < full; x0 += 16) {
-            v16 r[16];
-            for (int i = 0; i < 16; i++) r[i] = c0 + i < c ? ld(s + (size_t)(c0 + i) * plane + x0) : (v16){0};
-            if (leaky) for (int i = 0; i < 16; i++) r[i] = LEAKY(r[i], slope);
-            TRANSPOSE16(r);
-            for (int j = 0; j < 16; j++) st(row + (size_t)(1 + x0 + j) * cp + c0, r[j]);
-        }
-        for (int ix = full; ix < w; ix++)
-            for (int i = 0; i < 16; i++) {
-                float v = c0 + i < c ? s[(size_t)(c0 + i) * plane + ix] : 0;
-                row[(size_t)(1 + ix) * cp + c0 + i] = leaky ? (v > 0 ? v : slope * v) : v;
-            }
-    }
-}
+#include "winograd_rows.h"
 
 /* xp[n][iy][ix][cp], iy < 4*th+2, ix < 4*tw+2: the image with one pixel of zero padding (more on the
    bottom/right when the tiles overhang), channels last and zero above c; with `leaky`, each pixel
@@ -205,43 +176,6 @@ CLONES void jem_wino_output(const float *m, int nb, int th, int tw, int kp, size
     for (int n = 0; n < nb; n++) for (int ty = 0; ty < th; ty++) {
         size_t t = ((size_t)n * th + ty) * tw;
         output_tiles(m + t * kp, tw, kp, kp, pstride, yp + ((size_t)n * oh + 4 * ty) * ow * kp, (size_t)ow * kp);
-    }
-}
-
-/* `rows` output rows of one image: y[k][oy][ox] (+)= s[oy][ox][k] (+ bias[k]) (s rows srow floats
-   apart, y and gate rows w floats apart, channels plane floats apart), see jem_wino_unpack. */
-INLINE void unpack_rows(const float *src, size_t srow, int rows, int k, size_t plane, int w, int kp,
-                        const float *bias, const float *gate, float slope, int accumulate, int stream, float *y) {
-    int full = w / 16 * 16;
-    for (int oy = 0; oy < rows; oy++) {
-        const float *s = src + (size_t)oy * srow;
-        float *d = y + (size_t)oy * w;
-        const float *gd = gate ? gate + (size_t)oy * w : 0;
-        for (int c0 = 0; c0 < k; c0 += 16) {
-            int lanes = k - c0 < 16 ? k - c0 : 16;
-            for (int x0 = 0; x0 < full; x0 += 16) {
-                v16 r[16];
-                for (int j = 0; j < 16; j++) r[j] = ld(s + (size_t)(x0 + j) * kp + c0);
-                TRANSPOSE16(r);
-                for (int i = 0; i < lanes; i++) {
-                    float *o = d + (size_t)(c0 + i) * plane + x0;
-                    v16 v = r[i] + (bias ? bias[c0 + i] : 0.0f);
-                    if (gd) v = LEAKY_GRAD(ld(gd + (size_t)(c0 + i) * plane + x0), v, slope);
-                    if (accumulate) st(o, ld(o) + v);
-                    else if (stream && ((size_t)o & 63) == 0) __builtin_nontemporal_store((v16a)v, (v16a *)o);
-                    else st(o, v);
-                }
-            }
-            for (int i = 0; i < lanes; i++) {
-                float b = bias ? bias[c0 + i] : 0;
-                float *o = d + (size_t)(c0 + i) * plane;
-                for (int ox = full; ox < w; ox++) {
-                    float v = s[(size_t)ox * kp + c0 + i] + b;
-                    if (gd) v = v * (gd[(size_t)(c0 + i) * plane + ox] > 0 ? 1.0f : slope);
-                    o[ox] = accumulate ? o[ox] + v : v;
-                }
-            }
-        }
     }
 }
 

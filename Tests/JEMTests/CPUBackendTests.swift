@@ -119,7 +119,7 @@ final class CPUBackendTests: XCTestCase {
         }
     }
 
-    /// conv(act(x)) with the activation fused (Winograd pack/unpack, im2col and the gathering
+    /// conv(act(x)) with the activation fused (Winograd pack/unpack of both strides, im2col and the gathering
     /// col2im) against activation + conv as separate ops on the same backend: forward and weight
     /// gradients bit for bit (the convs see the same activated values); the input gradient to
     /// rounding (accumulating adds act' * g with one rounding or two).
@@ -130,6 +130,8 @@ final class CPUBackendTests: XCTestCase {
             Conv2DShape(batch: 9, inChannels: 5, height: 8, width: 16, outChannels: 3, kernel: 3, stride: 2, padding: 1),
             Conv2DShape(batch: 2, inChannels: 3, height: 9, width: 7, outChannels: 6, kernel: 3, stride: 2, padding: 1),
             Conv2DShape(batch: 3, inChannels: 3, height: 8, width: 8, outChannels: 5, kernel: 3, stride: 1, padding: 1),
+            // The stride-2 Winograd (leaky ReLU in its pack, act' in its unpack).
+            Conv2DShape(batch: 3, inChannels: 17, height: 15, width: 16, outChannels: 20, kernel: 3, stride: 2, padding: 1),
             Conv2DShape(batch: 2, inChannels: 4, height: 16, width: 16, outChannels: 3, kernel: 1, stride: 2, padding: 0),
             Conv2DShape(batch: 2, inChannels: 4, height: 5, width: 6, outChannels: 3, kernel: 1, stride: 1, padding: 0),
         ]

@@ -3,7 +3,7 @@ import XCTest
 @testable import JEMBackend
 
 /// The CPU backend's Winograd F(4x4, 3x3) path (3x3, stride-1, padding-1 convs, forward and
-/// backward-data) against the naive float64 loops, on shapes that stress the tiling: channel
+/// backward-data) and its stride-2 variant (3x3, stride 2, padding 1) against the naive float64 loops, on shapes that stress the tiling: channel
 /// counts that are not multiples of the 16-lane blocks, heights and widths that leave partial
 /// tiles, rows of 16+ pixels (the register-transpose path) with a tail, batches of 1 and 3.
 ///
@@ -116,6 +116,73 @@ final class CPUWinogradTests: XCTestCase {
         }
     }
 
+    // MARK: Stride 2
+
+    /// 3x3, stride-2, padding-1 shapes for the stride-2 Winograd (even points as they are, F(4,2)
+    /// on the odd ones): exact tiles, odd heights and widths (partial tiles, the last odd input
+    /// column read by no tap's right neighbour), channel counts off the 16-lane blocks, rows of
+    /// 16+ pixels with a tail, a 1x1 input, the model's two shapes.
+    static let strideTwoShapes: [Conv2DShape] = [
+        Conv2DShape(batch: 1, inChannels: 16, height: 8, width: 8, outChannels: 16, kernel: 3, stride: 2, padding: 1),
+        Conv2DShape(batch: 3, inChannels: 17, height: 11, width: 13, outChannels: 19, kernel: 3, stride: 2, padding: 1),
+        Conv2DShape(batch: 2, inChannels: 48, height: 33, width: 35, outChannels: 20, kernel: 3, stride: 2, padding: 1),
+        Conv2DShape(batch: 2, inChannels: 16, height: 2, width: 3, outChannels: 33, kernel: 3, stride: 2, padding: 1),
+        Conv2DShape(batch: 2, inChannels: 24, height: 1, width: 1, outChannels: 16, kernel: 3, stride: 2, padding: 1),
+        Conv2DShape(batch: 2, inChannels: 64, height: 32, width: 32, outChannels: 64, kernel: 3, stride: 2, padding: 1),
+        Conv2DShape(batch: 17, inChannels: 128, height: 16, width: 16, outChannels: 128, kernel: 3, stride: 2,
+                    padding: 1),
+    ]
+
+    func testStrideTwoShapesTakeTheWinogradPath() {
+        for s in Self.strideTwoShapes {
+            XCTAssertTrue(cpu.winogradStride2Applies(s), "\(s)")
+            XCTAssertFalse(cpu.winogradApplies(s, backward: false), "\(s)")
+            XCTAssertFalse(reference.winogradStride2Applies(s), "\(s)")
+        }
+        let narrow = Conv2DShape(batch: 2, inChannels: 15, height: 16, width: 16, outChannels: 32, kernel: 3, stride: 2,
+                                 padding: 1)
+        XCTAssertFalse(cpu.winogradStride2Applies(narrow), "fewer than 16 input channels stay on im2col")
+        for other in oddConvShapes where other.stride != 2 || other.kernel != 3 || other.padding != 1 {
+            XCTAssertFalse(cpu.winogradStride2Applies(other), "\(other)")
+        }
+    }
+
+    func testStrideTwoForwardMatchesNaiveLoops() throws {
+        for (index, s) in Self.strideTwoShapes.enumerated() {
+            let stream = UInt64(10 * index + 500)
+            let x = randomArray(s.inputCount, stream: stream + 1)
+            let w = randomArray(s.weightCount, stream: stream + 2, low: -0.3, high: 0.3)
+            let b = randomArray(s.outChannels, stream: stream + 3)
+            for bias in [b, nil] {
+                let out = try cpu.makeBuffer(count: s.outputCount)
+                cpu.conv2dForward(s, input: try buffer(x), weight: try buffer(w), bias: try bias.map(buffer), output: out)
+                let error = maxRelativeError(try cpu.download(out), naiveConv(s, input: x, weight: w, bias: bias))
+                if ProcessInfo.processInfo.environment["JEM_PRINT_ERRORS"] != nil { print("winograd s2 fwd \(s) bias \(bias != nil): \(error)") }
+                XCTAssertLessThan(error, Self.tolerance, "\(s), bias: \(bias != nil)")
+            }
+        }
+    }
+
+    func testStrideTwoBackwardDataMatchesNaiveLoopsAndAccumulates() throws {
+        for (index, s) in Self.strideTwoShapes.enumerated() {
+            let stream = UInt64(10 * index + 500)
+            let dy = randomArray(s.outputCount, stream: stream + 4)
+            let w = randomArray(s.weightCount, stream: stream + 5, low: -0.3, high: 0.3)
+            let expected = naiveConvBackwardData(s, gradOutput: dy, weight: w)
+            let dx = try cpu.makeBuffer(count: s.inputCount)
+            cpu.conv2dBackwardData(s, gradOutput: try buffer(dy), weight: try buffer(w), gradInput: dx, accumulate: false)
+            let error = maxRelativeError(try cpu.download(dx), expected)
+            if ProcessInfo.processInfo.environment["JEM_PRINT_ERRORS"] != nil { print("winograd s2 bwd \(s): \(error)") }
+            XCTAssertLessThan(error, Self.tolerance, "\(s)")
+
+            let start = randomArray(s.inputCount, stream: stream + 6)
+            let sum = try buffer(start)
+            cpu.conv2dBackwardData(s, gradOutput: try buffer(dy), weight: try buffer(w), gradInput: sum, accumulate: true)
+            let want = zip(start, expected).map { $0 + $1 }
+            XCTAssertLessThan(maxRelativeError(try cpu.download(sum), want), Self.tolerance, "\(s), accumulate")
+        }
+    }
+
     /// The model's own convs against the im2col path (which the naive tests pin down to ~1e-7).
     func testModelConvsMatchIm2col() throws {
         let shapes = [
@@ -125,6 +192,11 @@ final class CPUWinogradTests: XCTestCase {
             Conv2DShape(batch: 3, inChannels: 3, height: 32, width: 32, outChannels: 16, kernel: 3, stride: 1, padding: 1),
             // 2 MB of output: written with streaming stores.
             Conv2DShape(batch: 8, inChannels: 32, height: 32, width: 32, outChannels: 64, kernel: 3, stride: 1, padding: 1),
+            // The stride-2 Winograd (forward and backward-data; weight gradients stay on im2col),
+            // the first with 2 MB of input gradient (streaming stores).
+            Conv2DShape(batch: 8, inChannels: 64, height: 32, width: 32, outChannels: 64, kernel: 3, stride: 2, padding: 1),
+            Conv2DShape(batch: 3, inChannels: 128, height: 16, width: 16, outChannels: 128, kernel: 3, stride: 2,
+                        padding: 1),
         ]
         for s in shapes {
             let x = randomArray(s.inputCount, stream: 1), w = randomArray(s.weightCount, stream: 2, low: -0.2, high: 0.2)

@@ -54,6 +54,28 @@ void jem_wino_output_unpack(const float *m, int nb, int k, int h, int w, int kp,
 void jem_wino_grad_input(const float *dp, int nb, int th, int tw, int kp, float *d, size_t pstride);
 void jem_wino_filter_grad(const float *prod, int cout, int cin, int accumulate, float *dw);
 
+/* Winograd for 3x3, stride-2, padding-1 convolutions (winograd_stride2.c): per axis the even
+   input pixels as they are and F(4,2) on the odd ones, 9 x 9 = 81 points per tile.
+     jem_wino2_filter             U[p][r][q] (p < 81) for rows first ..< last, rows/cols/backward as
+                                  jem_wino_filter (81 x rows x kp floats: the threads share the rows)
+     jem_wino2_pack_input         forward: x -> V, tiles of 4x4 outputs (th x tw over oh x ow)
+     (the caller)                 M[p][t][kp] = V[p] x U[p] (81 GEMMs)
+     jem_wino2_output_unpack      y = A~^T M A~ (+ bias)
+   and for backward data (tiles of 8x8 input pixels, th x tw over h x w):
+     jem_wino2_pack_input_backward   dy -> V
+     jem_wino2_output_unpack_backward  dx (+)= the 8x8 pixels (times act'(gate) when given)
+   band: 9*(8*tw+1)*cp, 5*(4*tw+2)*cp, 4*4*tw*kp and 8*8*tw*kp floats respectively. */
+void jem_wino2_filter(const float *w, int cout, int cin, int backward, int kp, int first, int last, float *u);
+void jem_wino2_pack_input(const float *x, int nb, int c, int h, int w, int cp, int th, int tw, int leaky, float slope,
+                          float *band, float *v, size_t tstride, size_t pstride);
+void jem_wino2_pack_input_backward(const float *dy, int nb, int c, int oh, int ow, int cp, int th, int tw,
+                                   float *band, float *v, size_t tstride, size_t pstride);
+void jem_wino2_output_unpack(const float *m, int nb, int k, int oh, int ow, int kp, int th, int tw, size_t tstride,
+                             size_t pstride, const float *bias, int stream, float *band, float *y);
+void jem_wino2_output_unpack_backward(const float *m, int nb, int k, int h, int w, int kp, int th, int tw,
+                                      size_t tstride, size_t pstride, const float *gate, float slope, int accumulate,
+                                      int stream, float *band, float *dx);
+
 /* Pointwise loops (pointwise.c); the caller splits the range over its threads. Calls of at least
    2^18 elements write their outputs with non-temporal stores (see pointwise.c). */
 void jem_leaky_relu_forward(const float *x, float *y, size_t n, float slope);

@@ -6,7 +6,9 @@ import JEMSupport
 /// The CPU backend's convolutions.
 ///
 /// 3x3, stride-1, padding-1 convs with at least 4 input channels run through Winograd
-/// (`CPUWinograd.swift`). Every other shape goes through im2col + GEMM, the images split over the
+/// (`CPUWinograd.swift`); the forward and backward-data of 3x3, stride-2, padding-1 convs with at
+/// least 16 channels through its stride-2 variant (`CPUWinogradStride2.swift`). Every other
+/// shape (and stride-2 weight gradients) goes through im2col + GEMM, the images split over the
 /// cores (forward and backward-data: blocks of images handed out dynamically, `parallelBlocks`;
 /// weight gradients: one static range per thread): each thread lays out its images' patches
 /// (im2col, [C*k*k][images*OH*OW], small enough to stay in cache), and one single-threaded
@@ -67,7 +69,7 @@ extension CPUBackend {
                                    input: DeviceBuffer, activation: Activation, scratch: DeviceBuffer,
                                    gradInput: DeviceBuffer, accumulate: Bool) {
         guard let slope = fusedSlope(activation, s),
-              winogradApplies(s, backward: true)
+              winogradApplies(s, backward: true) || winogradStride2Applies(s)
                 || jem_col2im_gathers(Int32(s.height), Int32(s.width), Int32(s.kernel), Int32(s.stride),
                                       Int32(s.padding)) != 0 else {
             composedConv2dBackwardData(s, gradOutput: gradOutput, weight: weight, input: input, activation: activation,
@@ -117,6 +119,11 @@ extension CPUBackend {
                                 output: output, backward: false, accumulate: false)
             return
         }
+        if winogradStride2Applies(s) {
+            winogradStride2Convolution(s, input: input, leaky: leaky, weight: weight, bias: bias, gate: nil, slope: 0,
+                                       output: output, backward: false, accumulate: false)
+            return
+        }
         let spatial = s.outHeight * s.outWidth, imageIn = s.inChannels * s.height * s.width
         let x = UnsafeSendable(input), w = UnsafeSendable(weight), y = UnsafeSendable(output)
         let b = UnsafeSendable(bias)
@@ -162,6 +169,11 @@ extension CPUBackend {
         if winogradApplies(s, backward: true) {
             winogradConvolution(s, input: gradOutput, leaky: nil, weight: weight, bias: nil, gate: gate, slope: slope,
                                 output: gradInput, backward: true, accumulate: accumulate)
+            return
+        }
+        if winogradStride2Applies(s) {
+            winogradStride2Convolution(s, input: gradOutput, leaky: nil, weight: weight, bias: nil, gate: gate,
+                                       slope: slope, output: gradInput, backward: true, accumulate: accumulate)
             return
         }
         let spatial = s.outHeight * s.outWidth, imageIn = s.inChannels * s.height * s.width

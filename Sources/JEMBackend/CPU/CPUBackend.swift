@@ -60,7 +60,8 @@ public final class CPUBackend: Backend {
     }
 
     /// Whether 3x3, stride-1, padding-1 convolutions (forward, backward-data, weight gradients)
-    /// run through Winograd (see `CPUWinograd.swift`) instead of im2col + GEMM.
+    /// and 3x3, stride-2, padding-1 ones (forward, backward-data) run through Winograd (see
+    /// `CPUWinograd.swift`, `CPUWinogradStride2.swift`) instead of im2col + GEMM.
     public let usesWinograd: Bool
     /// Whether the convolutions of an activated input apply the leaky ReLU (and its derivative)
     /// on the fly (see `CPUConvolution.swift`) instead of as separate passes over memory.

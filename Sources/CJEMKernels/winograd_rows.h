@@ -1,0 +1,72 @@
+/* The channels-first <-> channels-last row conversions that the Winograd pipelines share
+   (winograd.c: 3x3 stride 1; winograd_stride2.c: 3x3 stride 2). Include after the v16, ld, st,
+   LEAKY, LEAKY_GRAD and TRANSPOSE16 definitions. */
+#ifndef JEM_WINOGRAD_ROWS_H
+#define JEM_WINOGRAD_ROWS_H
+#include <string.h>
+
+#define INLINE static inline __attribute__((always_inline))
+
+/* One row of an image's channels-last copy with one pixel of zero padding on the left (see
+   jem_wino_pack): row[1 + ix][ch] = s[ch*plane + ix] (channels plane floats apart; through the
+   leaky ReLU with `leaky`), zero up to pw pixels and cp channels; s NULL: a row of zeros. */
+INLINE void pack_row(const float *s, int c, size_t plane, int w, int pw, int cp, int leaky, float slope,
+                     float *row) {
+    int full = w / 16 * 16;
+    if (!s) { memset(row, 0, sizeof(float) * (size_t)pw * cp); return; }
+    memset(row, 0, sizeof(float) * cp);
+    memset(row + (size_t)(w + 1) * cp, 0, sizeof(float) * (size_t)(pw - w - 1) * cp);
+    for (int c0 = 0; c0 < cp; c0 += 16) {
+        for (int x0 = 0; x0 < full; x0 += 16) {
+            v16 r[16];
+            for (int i = 0; i < 16; i++) r[i] = c0 + i < c ? ld(s + (size_t)(c0 + i) * plane + x0) : (v16){0};
+            if (leaky) for (int i = 0; i < 16; i++) r[i] = LEAKY(r[i], slope);
+            TRANSPOSE16(r);
+            for (int j = 0; j < 16; j++) st(row + (size_t)(1 + x0 + j) * cp + c0, r[j]);
+        }
+        for (int ix = full; ix < w; ix++)
+            for (int i = 0; i < 16; i++) {
+                float v = c0 + i < c ? s[(size_t)(c0 + i) * plane + ix] : 0;
+                row[(size_t)(1 + ix) * cp + c0 + i] = leaky ? (v > 0 ? v : slope * v) : v;
+            }
+    }
+}
+
+/* `rows` output rows of one image: y[k][oy][ox] (+)= s[oy][ox][k] (+ bias[k]) (s rows srow floats
+   apart, y and gate rows w floats apart, channels plane floats apart), see jem_wino_unpack. */
+INLINE void unpack_rows(const float *src, size_t srow, int rows, int k, size_t plane, int w, int kp,
+                        const float *bias, const float *gate, float slope, int accumulate, int stream, float *y) {
+    int full = w / 16 * 16;
+    for (int oy = 0; oy < rows; oy++) {
+        const float *s = src + (size_t)oy * srow;
+        float *d = y + (size_t)oy * w;
+        const float *gd = gate ? gate + (size_t)oy * w : 0;
+        for (int c0 = 0; c0 < k; c0 += 16) {
+            int lanes = k - c0 < 16 ? k - c0 : 16;
+            for (int x0 = 0; x0 < full; x0 += 16) {
+                v16 r[16];
+                for (int j = 0; j < 16; j++) r[j] = ld(s + (size_t)(x0 + j) * kp + c0);
+                TRANSPOSE16(r);
+                for (int i = 0; i < lanes; i++) {
+                    float *o = d + (size_t)(c0 + i) * plane + x0;
+                    v16 v = r[i] + (bias ? bias[c0 + i] : 0.0f);
+                    if (gd) v = LEAKY_GRAD(ld(gd + (size_t)(c0 + i) * plane + x0), v, slope);
+                    if (accumulate) st(o, ld(o) + v);
+                    else if (stream && ((size_t)o & 63) == 0) __builtin_nontemporal_store((v16a)v, (v16a *)o);
+                    else st(o, v);
+                }
+            }
+            for (int i = 0; i < lanes; i++) {
+                float b = bias ? bias[c0 + i] : 0;
+                float *o = d + (size_t)(c0 + i) * plane;
+                for (int ox = full; ox < w; ox++) {
+                    float v = s[(size_t)ox * kp + c0 + i] + b;
+                    if (gd) v = v * (gd[(size_t)(c0 + i) * plane + ox] > 0 ? 1.0f : slope);
+                    o[ox] = accumulate ? o[ox] + v : v;
+                }
+            }
+        }
+    }
+}
+
+#endif
