@@ -3,24 +3,6 @@
    <-> channels-last conversions go through 16x16 register transposes. */
 #include "CJEMKernels.h"
 #include <string.h>
-
-/* 16 floats, unaligned loads/stores allowed; v16a: 64-byte aligned (streaming stores). */
-typedef float v16 __attribute__((vector_size(64), aligned(4)));
-typedef float v16a __attribute__((vector_size(64)));
-#include "transpose16.h"
-#if defined(__x86_64__) && defined(__linux__)
-#define CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
-#else
-#define CLONES
-#endif
-
-#define ld(p) (*(const v16 *)(p))
-#define st(p, v) (*(v16 *)(p) = (v))
-
-/* Leaky ReLU and its gradient as selects, bit for bit the scalar expressions (NaN stays NaN). */
-typedef int i16 __attribute__((vector_size(64), aligned(4)));
-#define LEAKY(v, slope) ((v16)(((i16)((v) > 0) & (i16)(v)) | (~(i16)((v) > 0) & (i16)((slope) * (v)))))
-#define LEAKY_GRAD(x, g, slope) ((v16)(((i16)((x) > 0) & (i16)(g)) | (~(i16)((x) > 0) & (i16)((g) * (slope)))))
 #include "winograd_rows.h"
 
 /* xp[n][iy][ix][cp], iy < 4*th+2, ix < 4*tw+2: the image with one pixel of zero padding (more on the

@@ -1,10 +1,13 @@
 /* The channels-first <-> channels-last row conversions that the Winograd pipelines share
-   (winograd.c: 3x3 stride 1; winograd_stride2.c: 3x3 stride 2). Include after the v16, ld, st,
-   LEAKY, LEAKY_GRAD and TRANSPOSE16 definitions. */
+   (winograd.c: 3x3 stride 1; winograd_stride2.c: 3x3 stride 2), with the vector types, loads,
+   stores, leaky-ReLU selects (clones.h) and register transposes (transpose16.h) they use. */
 #ifndef JEM_WINOGRAD_ROWS_H
 #define JEM_WINOGRAD_ROWS_H
 #include <string.h>
+#include "clones.h"
+#include "transpose16.h"
 
+#define st(p, v) (*(v16 *)(p) = (v))
 #define INLINE static inline __attribute__((always_inline))
 
 /* One row of an image's channels-last copy with one pixel of zero padding on the left (see

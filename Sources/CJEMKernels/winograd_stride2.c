@@ -25,21 +25,6 @@
    t*tstride + p*pstride. */
 #include "CJEMKernels.h"
 #include <string.h>
-
-typedef float v16 __attribute__((vector_size(64), aligned(4)));
-typedef float v16a __attribute__((vector_size(64)));
-#include "transpose16.h"
-#if defined(__x86_64__) && defined(__linux__)
-#define CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
-#else
-#define CLONES
-#endif
-
-#define ld(p) (*(const v16 *)(p))
-#define st(p, v) (*(v16 *)(p) = (v))
-typedef int i16 __attribute__((vector_size(64), aligned(4)));
-#define LEAKY(v, slope) ((v16)(((i16)((v) > 0) & (i16)(v)) | (~(i16)((v) > 0) & (i16)((slope) * (v)))))
-#define LEAKY_GRAD(x, g, slope) ((v16)(((i16)((x) > 0) & (i16)(g)) | (~(i16)((x) > 0) & (i16)((g) * (slope)))))
 #include "winograd_rows.h"
 
 /* B^T of F(4,2) on e0..e4 into q[4..8]. */

@@ -49,8 +49,14 @@ final class CPUWinogradTests: XCTestCase {
     }
 
     func testForwardMatchesNaiveLoops() throws {
-        for (index, s) in Self.shapes.enumerated() {
-            let stream = UInt64(10 * index)
+        try checkForwardMatchesNaiveLoops(Self.shapes, firstStream: 0, label: "winograd fwd")
+    }
+
+    /// Forward with and without bias against the naive loops (`JEM_PRINT_ERRORS` prints the errors).
+    func checkForwardMatchesNaiveLoops(_ shapes: [Conv2DShape], firstStream: UInt64, label: String,
+                                       file: StaticString = #filePath, line: UInt = #line) throws {
+        for (index, s) in shapes.enumerated() {
+            let stream = UInt64(10 * index) + firstStream
             let x = randomArray(s.inputCount, stream: stream + 1)
             let w = randomArray(s.weightCount, stream: stream + 2, low: -0.3, high: 0.3)
             let b = randomArray(s.outChannels, stream: stream + 3)
@@ -58,29 +64,36 @@ final class CPUWinogradTests: XCTestCase {
                 let out = try cpu.makeBuffer(count: s.outputCount)
                 cpu.conv2dForward(s, input: try buffer(x), weight: try buffer(w), bias: try bias.map(buffer), output: out)
                 let error = maxRelativeError(try cpu.download(out), naiveConv(s, input: x, weight: w, bias: bias))
-                if ProcessInfo.processInfo.environment["JEM_PRINT_ERRORS"] != nil { print("winograd fwd \(s) bias \(bias != nil): \(error)") }
-                XCTAssertLessThan(error, Self.tolerance, "\(s), bias: \(bias != nil)")
+                if ProcessInfo.processInfo.environment["JEM_PRINT_ERRORS"] != nil { print("\(label) \(s) bias \(bias != nil): \(error)") }
+                XCTAssertLessThan(error, Self.tolerance, "\(s), bias: \(bias != nil)", file: file, line: line)
             }
         }
     }
 
     func testBackwardDataMatchesNaiveLoopsAndAccumulates() throws {
-        for (index, s) in Self.shapes.enumerated() {
-            let stream = UInt64(10 * index)
+        try checkBackwardDataMatchesNaiveLoops(Self.shapes, firstStream: 0, label: "winograd bwd")
+    }
+
+    /// Backward-data, plain and accumulating, against the naive loops.
+    func checkBackwardDataMatchesNaiveLoops(_ shapes: [Conv2DShape], firstStream: UInt64, label: String,
+                                            file: StaticString = #filePath, line: UInt = #line) throws {
+        for (index, s) in shapes.enumerated() {
+            let stream = UInt64(10 * index) + firstStream
             let dy = randomArray(s.outputCount, stream: stream + 4)
             let w = randomArray(s.weightCount, stream: stream + 5, low: -0.3, high: 0.3)
             let expected = naiveConvBackwardData(s, gradOutput: dy, weight: w)
             let dx = try cpu.makeBuffer(count: s.inputCount)
             cpu.conv2dBackwardData(s, gradOutput: try buffer(dy), weight: try buffer(w), gradInput: dx, accumulate: false)
             let error = maxRelativeError(try cpu.download(dx), expected)
-            if ProcessInfo.processInfo.environment["JEM_PRINT_ERRORS"] != nil { print("winograd bwd \(s): \(error)") }
-            XCTAssertLessThan(error, Self.tolerance, "\(s)")
+            if ProcessInfo.processInfo.environment["JEM_PRINT_ERRORS"] != nil { print("\(label) \(s): \(error)") }
+            XCTAssertLessThan(error, Self.tolerance, "\(s)", file: file, line: line)
 
             let start = randomArray(s.inputCount, stream: stream + 6)
             let sum = try buffer(start)
             cpu.conv2dBackwardData(s, gradOutput: try buffer(dy), weight: try buffer(w), gradInput: sum, accumulate: true)
             let want = zip(start, expected).map { $0 + $1 }
-            XCTAssertLessThan(maxRelativeError(try cpu.download(sum), want), Self.tolerance, "\(s), accumulate")
+            XCTAssertLessThan(maxRelativeError(try cpu.download(sum), want), Self.tolerance, "\(s), accumulate",
+                              file: file, line: line)
         }
     }
 
@@ -148,39 +161,11 @@ final class CPUWinogradTests: XCTestCase {
     }
 
     func testStrideTwoForwardMatchesNaiveLoops() throws {
-        for (index, s) in Self.strideTwoShapes.enumerated() {
-            let stream = UInt64(10 * index + 500)
-            let x = randomArray(s.inputCount, stream: stream + 1)
-            let w = randomArray(s.weightCount, stream: stream + 2, low: -0.3, high: 0.3)
-            let b = randomArray(s.outChannels, stream: stream + 3)
-            for bias in [b, nil] {
-                let out = try cpu.makeBuffer(count: s.outputCount)
-                cpu.conv2dForward(s, input: try buffer(x), weight: try buffer(w), bias: try bias.map(buffer), output: out)
-                let error = maxRelativeError(try cpu.download(out), naiveConv(s, input: x, weight: w, bias: bias))
-                if ProcessInfo.processInfo.environment["JEM_PRINT_ERRORS"] != nil { print("winograd s2 fwd \(s) bias \(bias != nil): \(error)") }
-                XCTAssertLessThan(error, Self.tolerance, "\(s), bias: \(bias != nil)")
-            }
-        }
+        try checkForwardMatchesNaiveLoops(Self.strideTwoShapes, firstStream: 500, label: "winograd s2 fwd")
     }
 
     func testStrideTwoBackwardDataMatchesNaiveLoopsAndAccumulates() throws {
-        for (index, s) in Self.strideTwoShapes.enumerated() {
-            let stream = UInt64(10 * index + 500)
-            let dy = randomArray(s.outputCount, stream: stream + 4)
-            let w = randomArray(s.weightCount, stream: stream + 5, low: -0.3, high: 0.3)
-            let expected = naiveConvBackwardData(s, gradOutput: dy, weight: w)
-            let dx = try cpu.makeBuffer(count: s.inputCount)
-            cpu.conv2dBackwardData(s, gradOutput: try buffer(dy), weight: try buffer(w), gradInput: dx, accumulate: false)
-            let error = maxRelativeError(try cpu.download(dx), expected)
-            if ProcessInfo.processInfo.environment["JEM_PRINT_ERRORS"] != nil { print("winograd s2 bwd \(s): \(error)") }
-            XCTAssertLessThan(error, Self.tolerance, "\(s)")
-
-            let start = randomArray(s.inputCount, stream: stream + 6)
-            let sum = try buffer(start)
-            cpu.conv2dBackwardData(s, gradOutput: try buffer(dy), weight: try buffer(w), gradInput: sum, accumulate: true)
-            let want = zip(start, expected).map { $0 + $1 }
-            XCTAssertLessThan(maxRelativeError(try cpu.download(sum), want), Self.tolerance, "\(s), accumulate")
-        }
+        try checkBackwardDataMatchesNaiveLoops(Self.strideTwoShapes, firstStream: 500, label: "winograd s2 bwd")
     }
 
     /// The model's own convs against the im2col path (which the naive tests pin down to ~1e-7).

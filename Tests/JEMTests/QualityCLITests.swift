@@ -7,38 +7,19 @@ import XCTest
 /// --train-limit subset: train/resume with the limit, calibrate + eval (raw and
 /// temperature-scaled NLL/ECE, labelled), sample-quality, the report sections, `--ood builtin`.
 final class QualityCLITests: XCTestCase {
-    nonisolated(unsafe) static var folder = ""
-    nonisolated(unsafe) static var runs: (jem: String, baseline: String)?
+    static let builtin = ["--builtin-train", "300", "--builtin-test", "60"]
+    /// JEM (informative init) and baseline, 6 iterations on the first 250 of 300 built-in digits.
+    static let pair = TinyRunPair("jem-quality-cli", extra: ["--train-limit", "250"],
+                                  jemExtra: ["--buffer-init", "informative"])
 
     override class func tearDown() {
-        if !folder.isEmpty { try? FileManager.default.removeItem(atPath: folder) }
+        pair.remove()
         super.tearDown()
     }
 
-    override func setUpWithError() throws {
-        try requireJemGPUBinary()
-        if Self.folder.isEmpty {
-            Self.folder = try scratchDirectory("jem-quality-cli")
-        }
-    }
+    override func setUpWithError() throws { try Self.pair.prepare() }
 
-    static let builtin = ["--builtin-train", "300", "--builtin-test", "60"]
-
-    /// JEM (informative init) and baseline, 6 iterations on the first 250 of 300 built-in digits.
-    func trainedRuns() throws -> (jem: String, baseline: String) {
-        if let runs = Self.runs { return runs }
-        let common = ["train", "--backend", "cpu", "--data", "builtin"] + Self.builtin
-            + ["--train-limit", "250", "--model", "wrn-10-1", "--max-iterations", "6", "--batch-size", "16",
-               "--sgld-steps", "2", "--buffer-size", "64", "--px-delay", "0", "--px-ramp", "0", "--warmup-iters", "2",
-               "--log-every", "2", "--sample-every", "3", "--final-sample-steps", "2", "--seed", "3"]
-        let jem = Self.folder + "/jem", baseline = Self.folder + "/baseline"
-        for (dir, extra) in [(jem, ["--buffer-init", "informative"]), (baseline, ["--mode", "baseline"])] {
-            let result = try runJemGPU(common + extra + ["--out", dir])
-            XCTAssertEqual(result.status, 0, result.stderr)
-        }
-        Self.runs = (jem, baseline)
-        return (jem, baseline)
-    }
+    func trainedRuns() throws -> (jem: String, baseline: String) { try Self.pair.trained() }
 
     func json(_ path: String) throws -> [String: Any] {
         try XCTUnwrap(JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: path))) as? [String: Any])
@@ -58,7 +39,7 @@ final class QualityCLITests: XCTestCase {
         XCTAssertEqual(config["trainLimit"] as? Int, 250)
         XCTAssertEqual((config["train_images"] as? Int ?? 0) + (config["valid_images"] as? Int ?? 0), 250)
         // --resume applies the recorded limit (a flag given again is ignored like the others).
-        let copy = Self.folder + "/resumed"
+        let copy = Self.pair.folder + "/resumed"
         try? FileManager.default.removeItem(atPath: copy)
         try FileManager.default.copyItem(atPath: jem, toPath: copy)
         let resumed = try runJemGPU(["train", "--backend", "cpu", "--resume", copy, "--max-iterations", "8"])
@@ -68,11 +49,11 @@ final class QualityCLITests: XCTestCase {
         XCTAssertEqual(after["train_images"] as? Int, config["train_images"] as? Int)
 
         let tooMany = try runJemGPU(["train", "--backend", "cpu"] + Self.builtin
-                                    + ["--train-limit", "400", "--out", Self.folder + "/never"])
+                                    + ["--train-limit", "400", "--out", Self.pair.folder + "/never"])
         assertOneLineFailure(tooMany, contains: "--train-limit 400 is more than the 300 training images")
-        let zero = try runJemGPU(["train", "--train-limit", "0", "--out", Self.folder + "/never"])
+        let zero = try runJemGPU(["train", "--train-limit", "0", "--out", Self.pair.folder + "/never"])
         assertOneLineFailure(zero, contains: "--train-limit")
-        XCTAssertFalse(FileManager.default.fileExists(atPath: Self.folder + "/never/checkpoints"))
+        XCTAssertFalse(FileManager.default.fileExists(atPath: Self.pair.folder + "/never/checkpoints"))
     }
 
     func testCalibrateThenEvalShowsRawAndScaledNumbers() throws {
@@ -82,10 +63,10 @@ final class QualityCLITests: XCTestCase {
         try? FileManager.default.removeItem(atPath: temperaturePath)
         let eval = ["eval", "--backend", "cpu", "--model", checkpoint] + Self.builtin
 
-        let before = try runJemGPU(eval + ["--out", Self.folder + "/eval-before", "--ood", "builtin:digits"])
+        let before = try runJemGPU(eval + ["--out", Self.pair.folder + "/eval-before", "--ood", "builtin:digits"])
         XCTAssertEqual(before.status, 0, before.stderr)
         XCTAssertTrue(before.stdout.contains("no temperature file"), before.stdout)
-        let raw = try json(Self.folder + "/eval-before/metrics.json")
+        let raw = try json(Self.pair.folder + "/eval-before/metrics.json")
         XCTAssertNil(raw["nll_scaled"])
         XCTAssertNil(raw["temperature"])
         XCTAssertNotNil((raw["ood"] as? [String: Any])?["digits"], "--ood builtin:digits names the built-in set")
@@ -99,10 +80,10 @@ final class QualityCLITests: XCTestCase {
         XCTAssertEqual(fitted["split"] as? String, "valid")
         XCTAssertLessThanOrEqual(try XCTUnwrap(fitted["nll_after"] as? Double), try XCTUnwrap(fitted["nll_before"] as? Double))
 
-        let after = try runJemGPU(eval + ["--out", Self.folder + "/eval-after"])
+        let after = try runJemGPU(eval + ["--out", Self.pair.folder + "/eval-after"])
         XCTAssertEqual(after.status, 0, after.stderr)
         XCTAssertTrue(after.stdout.contains("nll_scaled"), after.stdout)
-        let scaled = try json(Self.folder + "/eval-after/metrics.json")
+        let scaled = try json(Self.pair.folder + "/eval-after/metrics.json")
         XCTAssertEqual(scaled["nll"] as? Double, raw["nll"] as? Double, "the raw NLL stays raw")
         XCTAssertEqual(scaled["ece"] as? Double, raw["ece"] as? Double)
         XCTAssertEqual(scaled["temperature"] as? Double, t)
@@ -110,7 +91,7 @@ final class QualityCLITests: XCTestCase {
         XCTAssertNotNil(scaled["ece_scaled"] as? Double)
 
         try "garbage".write(toFile: temperaturePath, atomically: true, encoding: .utf8)
-        let bad = try runJemGPU(eval + ["--out", Self.folder + "/eval-bad"])
+        let bad = try runJemGPU(eval + ["--out", Self.pair.folder + "/eval-bad"])
         assertOneLineFailure(bad, contains: temperaturePath + ": not a jem-gpu calibrate temperature file")
         try? FileManager.default.removeItem(atPath: temperaturePath)
     }
@@ -138,13 +119,13 @@ final class QualityCLITests: XCTestCase {
             XCTAssertTrue(FileManager.default.fileExists(atPath: out + "/" + png), png)
         }
         let badReference = try runJemGPU(["sample-quality", "--backend", "cpu", "--model", jem + "/checkpoints/best.safetensors",
-                                          "--reference", Self.folder + "/missing.safetensors", "--out", Self.folder + "/sq"])
+                                          "--reference", Self.pair.folder + "/missing.safetensors", "--out", Self.pair.folder + "/sq"])
         assertOneLineFailure(badReference, contains: "--reference")
 
         let report = try runJemGPU(["report", "--backend", "cpu", "--run", jem, "--baseline", baseline,
-                                    "--out", Self.folder + "/report/report.md", "--ood", "synthetic:uniform"])
+                                    "--out", Self.pair.folder + "/report/report.md", "--ood", "synthetic:uniform"])
         XCTAssertEqual(report.status, 0, report.stderr)
-        let page = try String(contentsOfFile: Self.folder + "/report/report.md", encoding: .utf8)
+        let page = try String(contentsOfFile: Self.pair.folder + "/report/report.md", encoding: .utf8)
         XCTAssertTrue(page.contains("## Sample quality"), page)
         XCTAssertTrue(page.contains("class-conditional SGLD samples"), page)
         XCTAssertTrue(page.contains("NLL and ECE are raw"), page)

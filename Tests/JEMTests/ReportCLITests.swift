@@ -8,39 +8,16 @@ import XCTest
 /// references exist, the HTML is one file with the figures embedded, an existing evaluation and
 /// attack.md are used, and bad input gives one line naming the path.
 final class ReportCLITests: XCTestCase {
-    nonisolated(unsafe) static var folder = ""
-    nonisolated(unsafe) static var runs: (jem: String, baseline: String)?
+    static let pair = TinyRunPair("jem-report-cli")
 
     override class func tearDown() {
-        if !folder.isEmpty { try? FileManager.default.removeItem(atPath: folder) }
+        pair.remove()
         super.tearDown()
     }
 
-    override func setUpWithError() throws {
-        try requireJemGPUBinary()
-        if Self.folder.isEmpty {
-            Self.folder = NSTemporaryDirectory() + "jem-report-cli-\(UUID().uuidString)"
-            try FileManager.default.createDirectory(atPath: Self.folder, withIntermediateDirectories: true)
-        }
-    }
+    override func setUpWithError() throws { try Self.pair.prepare() }
 
-    /// Six iterations each on 300 built-in digits (16 per epoch), the p(x) term on from the start,
-    /// sample grids at 3 and 6 and a 2-step conditional grid; the run evaluates after the last
-    /// iteration, so both write best.safetensors.
-    func trainedRuns() throws -> (jem: String, baseline: String) {
-        if let runs = Self.runs { return runs }
-        let common = ["train", "--backend", "cpu", "--data", "builtin", "--builtin-train", "300", "--builtin-test", "60",
-                      "--model", "wrn-10-1", "--max-iterations", "6", "--batch-size", "16", "--sgld-steps", "2",
-                      "--buffer-size", "64", "--px-delay", "0", "--px-ramp", "0", "--warmup-iters", "2",
-                      "--log-every", "2", "--sample-every", "3", "--final-sample-steps", "2", "--seed", "3"]
-        let jem = Self.folder + "/jem", baseline = Self.folder + "/baseline"
-        for (dir, extra) in [(jem, [String]()), (baseline, ["--mode", "baseline"])] {
-            let result = try runJemGPU(common + extra + ["--out", dir])
-            XCTAssertEqual(result.status, 0, result.stderr)
-        }
-        Self.runs = (jem, baseline)
-        return (jem, baseline)
-    }
+    func trainedRuns() throws -> (jem: String, baseline: String) { try Self.pair.trained() }
 
     func decode(_ path: String) throws -> EvaluationResult {
         try EvaluationResult.decoder.decode(EvaluationResult.self, from: Data(contentsOf: URL(fileURLWithPath: path)))
@@ -59,7 +36,7 @@ final class ReportCLITests: XCTestCase {
                                           "--ood", "synthetic:uniform", "--out", baseline + "/eval"])
         XCTAssertEqual(baselineEval.status, 0, baselineEval.stderr)
 
-        let out = Self.folder + "/compare/report.md"
+        let out = Self.pair.folder + "/compare/report.md"
         let report = try runJemGPU(["report", "--backend", "cpu", "--run", jem, "--baseline", baseline, "--out", out])
         XCTAssertEqual(report.status, 0, report.stderr)
         XCTAssertTrue(report.stderr.contains("evaluating \(jem)/checkpoints/best.safetensors"), report.stderr)
@@ -103,18 +80,18 @@ final class ReportCLITests: XCTestCase {
         XCTAssertEqual(Set(references), Set(["curve_loss.png", "curve_accuracy.png", "curve_energy.png",
                                              "reliability_1.png", "reliability_2.png", "conditional_final.png",
                                              "chains_last.png", "x_init.png"].map { "report_files/" + $0 }))
-        for reference in references { XCTAssertNoThrow(try PNG.read(Self.folder + "/compare/" + reference), reference) }
+        for reference in references { XCTAssertNoThrow(try PNG.read(Self.pair.folder + "/compare/" + reference), reference) }
         // The last chains grid is x_q_final.png, copied as it is.
-        XCTAssertEqual(try Data(contentsOf: URL(fileURLWithPath: Self.folder + "/compare/report_files/chains_last.png")),
+        XCTAssertEqual(try Data(contentsOf: URL(fileURLWithPath: Self.pair.folder + "/compare/report_files/chains_last.png")),
                        try Data(contentsOf: URL(fileURLWithPath: jem + "/samples/x_q_final.png")))
 
         // The HTML: one file, every image a data URI holding the same PNG as the Markdown's file.
-        let html = try text(Self.folder + "/compare/report.html")
+        let html = try text(Self.pair.folder + "/compare/report.html")
         XCTAssertFalse(html.contains("report_files"))
         let sources = matches(#"<img[^>]* src="([^"]*)""#, in: html)
         XCTAssertEqual(sources.count, references.count)
         XCTAssertTrue(sources.allSatisfy { $0.hasPrefix("data:image/png;base64,") })
-        let loss = try Data(contentsOf: URL(fileURLWithPath: Self.folder + "/compare/report_files/curve_loss.png"))
+        let loss = try Data(contentsOf: URL(fileURLWithPath: Self.pair.folder + "/compare/report_files/curve_loss.png"))
         XCTAssertTrue(sources.contains("data:image/png;base64," + loss.base64EncodedString()))
         XCTAssertTrue(html.contains("<td class=\"num\">\(format(mine.ece))</td>"), "the table in the HTML")
         XCTAssertFalse(html.contains("http://") || html.contains("https://"), "nothing to fetch")
@@ -134,14 +111,14 @@ final class ReportCLITests: XCTestCase {
         try FileManager.default.createDirectory(atPath: jem + "/attack", withIntermediateDirectories: true)
         try Data(attack.utf8).write(to: URL(fileURLWithPath: jem + "/attack/attack.md"))
         let again = try runJemGPU(["report", "--backend", "cpu", "--run", jem, "--baseline", baseline, "--out",
-                                   Self.folder + "/again.md", "--html", Self.folder + "/html/again.html"])
+                                   Self.pair.folder + "/again.md", "--html", Self.pair.folder + "/html/again.html"])
         XCTAssertEqual(again.status, 0, again.stderr)
         XCTAssertFalse(again.stderr.contains("evaluating"), again.stderr)
-        let second = try text(Self.folder + "/again.md")
+        let second = try text(Self.pair.folder + "/again.md")
         XCTAssertTrue(second.contains(attack.trimmingCharacters(in: .newlines)), second)
         XCTAssertTrue(second.contains("| ECE, raw (20 bins) | \(format(mine.ece)) | \(format(theirs.ece)) |"))
         XCTAssertTrue(second.contains("](again_files/curve_loss.png)"), second)
-        let secondHTML = try text(Self.folder + "/html/again.html")
+        let secondHTML = try text(Self.pair.folder + "/html/again.html")
         XCTAssertTrue(secondHTML.contains("<td>12.5% (5/40)</td>"), secondHTML)
         XCTAssertTrue(secondHTML.contains("<th>eps (linf, [0,1] px)</th>"), secondHTML)
         XCTAssertFalse(secondHTML.contains("|---|"))
@@ -151,7 +128,7 @@ final class ReportCLITests: XCTestCase {
     /// metrics line skipped with a warning on stderr and on the page.
     func testSingleRunAndCorruptLine() throws {
         let (jem, _) = try trainedRuns()
-        let copy = Self.folder + "/corrupt"
+        let copy = Self.pair.folder + "/corrupt"
         try copyRun(jem, to: copy)
         let handle = try XCTUnwrap(FileHandle(forWritingAtPath: copy + "/metrics.jsonl"))
         try handle.seekToEnd()
@@ -162,7 +139,7 @@ final class ReportCLITests: XCTestCase {
             """ + #"{"iteration": 7, "loss": 0."#).utf8))
         try handle.close()
         let lineCount = try text(copy + "/metrics.jsonl").split(separator: "\n").count
-        let out = Self.folder + "/single/report.md"
+        let out = Self.pair.folder + "/single/report.md"
         let result = try runJemGPU(["report", "--backend", "cpu", "--run", copy, "--ood", "synthetic:uniform", "--out", out])
         XCTAssertEqual(result.status, 0, result.stderr)
         XCTAssertTrue(result.stderr.contains("warning: \(copy)/metrics.jsonl line \(lineCount): not a metrics record"),
@@ -183,22 +160,22 @@ final class ReportCLITests: XCTestCase {
     func testBadInputsNameThePath() throws {
         let (jem, baseline) = try trainedRuns()
         let fm = FileManager.default
-        let out = ["--out", Self.folder + "/bad/report.md"]
+        let out = ["--out", Self.pair.folder + "/bad/report.md"]
 
-        let noCheckpoints = Self.folder + "/no-checkpoints"
+        let noCheckpoints = Self.pair.folder + "/no-checkpoints"
         try copyRun(jem, to: noCheckpoints)
         try fm.removeItem(atPath: noCheckpoints + "/checkpoints")
 
-        let noConfig = Self.folder + "/no-config"
+        let noConfig = Self.pair.folder + "/no-config"
         try copyRun(jem, to: noConfig)
         try fm.removeItem(atPath: noConfig + "/config.json")
 
-        let garbageLog = Self.folder + "/garbage-log"
+        let garbageLog = Self.pair.folder + "/garbage-log"
         try copyRun(jem, to: garbageLog)
         try Data("this is\nnot a log\n".utf8).write(to: URL(fileURLWithPath: garbageLog + "/metrics.jsonl"))
 
         // A "baseline" whose config says it trained on other data.
-        let otherData = Self.folder + "/other-data"
+        let otherData = Self.pair.folder + "/other-data"
         try copyRun(baseline, to: otherData)
         let config = try text(otherData + "/config.json")
         try Data(config.replacingOccurrences(of: "\"data\" : \"builtin\"", with: "\"data\" : \"/data/cifar10\"").utf8)
@@ -206,7 +183,7 @@ final class ReportCLITests: XCTestCase {
         XCTAssertNotEqual(config, try text(otherData + "/config.json"))
 
         // A "baseline" whose checkpoint takes 3×12×10 images.
-        let otherShape = Self.folder + "/other-shape"
+        let otherShape = Self.pair.folder + "/other-shape"
         try copyRun(baseline, to: otherShape)
         let spec = WideResNetSpec(depth: 10, widen: 1, inputChannels: 3, imageHeight: 12, imageWidth: 10, classCount: 10)
         var tiny = TrainingConfig()
@@ -216,16 +193,16 @@ final class ReportCLITests: XCTestCase {
         try Checkpoint.save(trainer, state: RunState(), spec: spec, to: otherShape + "/checkpoints/best.safetensors",
                             includeTrainingState: false)
 
-        let aFile = Self.folder + "/a-file"
+        let aFile = Self.pair.folder + "/a-file"
         try Data("x".utf8).write(to: URL(fileURLWithPath: aFile))
 
         let cases: [([String], [String])] = [
-            (["--run", Self.folder + "/nonexistent"] + out, [Self.folder + "/nonexistent", "no such run folder"]),
+            (["--run", Self.pair.folder + "/nonexistent"] + out, [Self.pair.folder + "/nonexistent", "no such run folder"]),
             (["--run", aFile] + out, [aFile, "not a folder"]),
             (["--run", noCheckpoints] + out, [noCheckpoints + "/checkpoints", "best.safetensors"]),
             (["--run", noConfig] + out, [noConfig + "/config.json"]),
             (["--run", garbageLog] + out, [garbageLog + "/metrics.jsonl", "none of its 2 lines"]),
-            (["--run", jem, "--baseline", Self.folder + "/nonexistent"] + out, ["--baseline", Self.folder + "/nonexistent"]),
+            (["--run", jem, "--baseline", Self.pair.folder + "/nonexistent"] + out, ["--baseline", Self.pair.folder + "/nonexistent"]),
             (["--run", jem, "--baseline", otherData] + out, [otherData, "/data/cifar10", "same dataset"]),
             (["--run", jem, "--baseline", otherShape] + out, [otherShape + "/checkpoints/best.safetensors", "3×12×10", "1×28×28"]),
             (["--run", jem, "--out", aFile + "/report.md"], [aFile]),
@@ -238,7 +215,7 @@ final class ReportCLITests: XCTestCase {
             for text in expected { XCTAssertTrue(result.stderr.contains(text), "\(arguments): '\(text)' not in \(result.stderr)") }
             XCTAssertFalse(result.stderr.contains("Fatal error"), "\(arguments): \(result.stderr)")
         }
-        XCTAssertFalse(fm.fileExists(atPath: Self.folder + "/bad/report.md"))
+        XCTAssertFalse(fm.fileExists(atPath: Self.pair.folder + "/bad/report.md"))
 
         let flag = try runJemGPU(["report", "--run", jem, "--ood", "synthetic:gaussian"] + out)
         XCTAssertNotEqual(flag.status, 0)

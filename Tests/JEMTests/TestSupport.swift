@@ -99,3 +99,49 @@ func scratchDirectory(_ prefix: String) throws -> String {
     try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
     return path
 }
+
+/// Two tiny runs trained once by the CLI and shared by the tests of one class: a JEM and a
+/// baseline, 6 iterations of batch 16 on 300 built-in digits (60 test), the p(x) term on from the
+/// start, sample grids at 3 and 6 and a 2-step conditional grid; each evaluates after its last
+/// iteration, so both write best.safetensors.
+final class TinyRunPair: @unchecked Sendable {
+    let prefix: String
+    /// Flags added to both runs, and to the JEM run only.
+    let extra: [String], jemExtra: [String]
+    private(set) var folder = ""
+    private var runs: (jem: String, baseline: String)?
+
+    init(_ prefix: String, extra: [String] = [], jemExtra: [String] = []) {
+        self.prefix = prefix
+        self.extra = extra
+        self.jemExtra = jemExtra
+    }
+
+    /// For setUpWithError: the binary must exist; the scratch folder is made once.
+    func prepare() throws {
+        try requireJemGPUBinary()
+        if folder.isEmpty { folder = try scratchDirectory(prefix) }
+    }
+
+    /// For the class's tearDown.
+    func remove() {
+        if !folder.isEmpty { try? FileManager.default.removeItem(atPath: folder) }
+        folder = ""
+        runs = nil
+    }
+
+    func trained() throws -> (jem: String, baseline: String) {
+        if let runs { return runs }
+        let common = ["train", "--backend", "cpu", "--data", "builtin", "--builtin-train", "300", "--builtin-test", "60",
+                      "--model", "wrn-10-1", "--max-iterations", "6", "--batch-size", "16", "--sgld-steps", "2",
+                      "--buffer-size", "64", "--px-delay", "0", "--px-ramp", "0", "--warmup-iters", "2",
+                      "--log-every", "2", "--sample-every", "3", "--final-sample-steps", "2", "--seed", "3"] + extra
+        let jem = folder + "/jem", baseline = folder + "/baseline"
+        for (dir, flags) in [(jem, jemExtra), (baseline, ["--mode", "baseline"])] {
+            let result = try runJemGPU(common + flags + ["--out", dir])
+            XCTAssertEqual(result.status, 0, result.stderr)
+        }
+        runs = (jem, baseline)
+        return (jem, baseline)
+    }
+}
