@@ -60,9 +60,13 @@ struct TrainCommand: ParsableCommand {
     @Option(name: .customLong("reinit-freq"), parsing: .unconditional, help: "Probability that a chain restarts from its initial distribution.")
     var reinitFrequency: Float?
     @Option(name: .customLong("buffer-init"), help: ArgumentHelp(
-        "Where chains start and restart: uniform = U(-1,1) (official JEM); informative = a Gaussian per class fitted to the training images (JEM++). Default: informative, paper preset: uniform.",
-        valueName: "uniform|informative"))
+        "Where chains start and restart: uniform = U(-1,1) (official JEM); informative = a Gaussian per class fitted to the training images (JEM++); mixed = each start from the Gaussians with probability --informative-share, else U(-1,1). Default: uniform.",
+        valueName: "uniform|informative|mixed"))
     var bufferInit: BufferInit?
+    @Option(name: .customLong("informative-share"), parsing: .unconditional, help: ArgumentHelp(
+        "With --buffer-init mixed: the probability in [0, 1] that a chain starts or restarts from the class Gaussians (default 0.5).",
+        valueName: "P"))
+    var informativeShare: Float?
 
     // Optimisation
     @Option(help: ArgumentHelp("adam (betas .9/.999) or sgd (momentum).", valueName: "adam|sgd"))
@@ -172,6 +176,7 @@ struct TrainCommand: ParsableCommand {
         if let bufferSize { c.bufferSize = bufferSize }
         if let reinitFrequency { c.reinitFrequency = reinitFrequency }
         if let bufferInit { c.bufferInit = bufferInit }
+        if let informativeShare { c.informativeShare = informativeShare }
         if let optimizer { c.optimizer = optimizer }
         if let lr { c.learningRate = lr }
         if let momentum { c.momentum = momentum }

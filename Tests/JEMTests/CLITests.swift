@@ -80,6 +80,7 @@ final class CLITests: XCTestCase {
             (["--mode", "jem-xy", "--buffer-size", "1001"], "--buffer-size", "divisible by the 10 classes"),
             (["--buffer-size", "1000000000000"], "--buffer-size", "GiB of memory"),
             (["--reinit-freq", "2"], "--reinit-freq", "[0, 1]"), (["--reinit-freq", "nan"], "--reinit-freq", "[0, 1]"),
+            (["--buffer-init", "mixed", "--informative-share", "1.5"], "--informative-share", "[0, 1]"),
             (["--optimizer", "rmsprop"], "--optimizer", "adam"),
             (["--lr", "0"], "--lr", "> 0"), (["--lr", "-1"], "--lr", "> 0"), (["--lr", "nan"], "--lr", "> 0"),
             (["--lr", "inf"], "--lr", "finite"), (["--lr", "fast"], "--lr", "> 0"),

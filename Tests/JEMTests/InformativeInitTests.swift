@@ -80,9 +80,57 @@ final class InformativeInitTests: XCTestCase {
         for r in 0..<5 { XCTAssertLessThan(rows[r * 3], 0, "row \(r)") }
         for r in 5..<10 { XCTAssertGreaterThan(rows[r * 3], 0, "row \(r)") }
         let draw = buffer.draw(batch: 8, seed: 2, iteration: 0, reinitFrequency: 1)
-        let restarts = buffer.informativeRestarts(draw, classes: [1, 1, 1, 1, 0, 0, 0, 0], seed: 2, iteration: 0,
-                                                  chain: 0)
-        XCTAssertEqual(restarts.map(\.row), Array(0..<8))
-        for (row, image) in restarts { XCTAssertEqual(image[0] > 0, row < 4, "row \(row) restarts from its class") }
+        let started = try startChains(buffer, draw, classes: [1, 1, 1, 1, 0, 0, 0, 0], backend: backend, seed: 2)
+        for r in 0..<8 { XCTAssertEqual(started[r * 3] > 0, r < 4, "row \(r) restarts from its class") }
+    }
+
+    /// `--buffer-init mixed`: every row of the initial buffer and every restart is exactly what the
+    /// uniform or the informative buffer (same seed) would hold there, from the Gaussians in about
+    /// the requested share; rows not re-initialised keep their buffer row.
+    func testMixedBufferDrawsEachStartFromOneOfTheTwo() throws {
+        let set = fixture()
+        let initial = try InformativeInit(images: set, indices: Array(0..<set.count), classCount: 2, seed: 1)
+        let backend = CPUBackend()
+        func buffer(_ share: Float) throws -> ReplayBuffer {
+            try ReplayBuffer(size: 400, rowSize: 3, backend: backend, seed: 5, initial: share > 0 ? initial : nil,
+                             informativeShare: share)
+        }
+        let uniform = try buffer(0), informative = try buffer(1), mixed = try buffer(0.25)
+        func rows(_ values: [Float]) -> [[Float]] { (0..<(values.count / 3)).map { Array(values[($0 * 3)..<($0 * 3 + 3)]) } }
+        func fromGaussians(_ got: [Float], _ u: [Float], _ i: [Float]) -> [Bool] {
+            zip(rows(got), zip(rows(u), rows(i))).map { row, pair in
+                XCTAssertTrue(row == pair.0 || row == pair.1, "row \(row) is neither start")
+                return row == pair.1 && row != pair.0
+            }
+        }
+        let initialShare = fromGaussians(try backend.download(mixed.storage), try backend.download(uniform.storage),
+                                         try backend.download(informative.storage))
+        // 400 rows at p = 0.25: 100 expected, standard deviation 8.7.
+        XCTAssertEqual(Double(initialShare.filter { $0 }.count), 100, accuracy: 35)
+
+        let draw = mixed.draw(batch: 64, seed: 5, iteration: 3, reinitFrequency: 0.5)
+        let started = try startChains(mixed, draw, classes: nil, backend: backend)
+        let startedU = try startChains(uniform, draw, classes: nil, backend: backend)
+        let startedI = try startChains(informative, draw, classes: nil, backend: backend)
+        let kept = try backend.download(mixed.storage)
+        let restartShare = fromGaussians(started, startedU, startedI)
+        for r in 0..<64 where draw.reinit[r] == 0 {
+            XCTAssertEqual(Array(started[(r * 3)..<(r * 3 + 3)]), Array(kept[(Int(draw.indices[r]) * 3)...].prefix(3)))
+        }
+        let restarts = (0..<64).filter { draw.reinit[$0] != 0 }
+        let fromGaussiansCount = restarts.filter { restartShare[$0] }.count
+        XCTAssertGreaterThan(restarts.count, 16)
+        XCTAssertGreaterThan(fromGaussiansCount, 0, "some restarts come from the Gaussians")
+        XCTAssertLessThan(fromGaussiansCount, restarts.count, "some restarts come from U(-1,1)")
+    }
+
+    func startChains(_ buffer: ReplayBuffer, _ draw: ReplayBuffer.Draw, classes: [Int32]?, backend: CPUBackend,
+                     seed: UInt64 = 5) throws -> [Float] {
+        let n = draw.indices.count
+        let indices = try backend.makeBuffer(count: n, type: .int32), mask = try backend.makeBuffer(count: n, type: .int32)
+        let out = try backend.makeBuffer(count: n * buffer.rowSize)
+        try buffer.startChains(draw, classes: classes, seed: seed, iteration: 3, chain: 0, indices: indices,
+                               reinitMask: mask, out: out)
+        return try backend.download(out)
     }
 }

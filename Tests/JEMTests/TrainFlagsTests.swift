@@ -23,6 +23,7 @@ final class TrainFlagsTests: XCTestCase {
         ("--sgld-grad-clip", "0.1", "sgldGradClip", 0.1), ("--sgld-clamp", "1.5", "sgldClamp", 1.5),
         ("--buffer-size", "90", "bufferSize", 90), ("--reinit-freq", "0.1", "reinitFrequency", 0.1),
         ("--buffer-init", "informative", "bufferInit", "informative"), ("--optimizer", "sgd", "optimizer", "sgd"),
+        ("--informative-share", "0.25", "informativeShare", 0.25),
         ("--lr", "0.002", "learningRate", 0.002), ("--momentum", "0.8", "momentum", 0.8),
         ("--weight-decay", "0.0001", "weightDecay", 0.0001), ("--warmup-iters", "7", "warmupIterations", 7),
         ("--decay-epochs", "2,3", "decayEpochs", [2, 3]), ("--decay-rate", "0.5", "decayRate", 0.5),

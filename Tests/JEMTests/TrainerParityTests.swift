@@ -16,11 +16,16 @@ final class TrainerParityTests: XCTestCase {
         try checkSameLossCurve(bufferInit: .informative)
     }
 
+    /// Mixed restarts: some rows from the Gaussians (host), the rest from U(-1,1) (device).
+    func testCPUAndOpenCLGiveTheSameLossCurveWithMixedInit() throws {
+        try checkSameLossCurve(bufferInit: .mixed)
+    }
+
     func checkSameLossCurve(bufferInit: BufferInit) throws {
         let opencl = try OpenCLBackend(selection: .first)
         var config = TrainingConfig()
         config.bufferInit = bufferInit
-        config.reinitFrequency = bufferInit == .informative ? 0.5 : 0.05
+        config.reinitFrequency = bufferInit == .uniform ? 0.05 : 0.5
         config.model = "wrn-10-1"
         config.batchSize = 8
         config.sgldSteps = 3
@@ -30,7 +35,7 @@ final class TrainerParityTests: XCTestCase {
         config.energyL2 = 0.1
         let spec = WideResNetSpec(depth: 10, widen: 1, inputChannels: 1, imageHeight: 12, imageWidth: 12, classCount: 4)
         var initial: InformativeInit? = nil
-        if bufferInit == .informative {
+        if bufferInit != .uniform {
             let images = ImageSet(channels: 1, height: 12, width: 12, count: 40,
                                   pixels: .float32(randomArray(40 * spec.inputCount, stream: 77)),
                                   labels: (0..<40).map { Int32($0 % 4) })

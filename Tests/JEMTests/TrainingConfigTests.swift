@@ -14,7 +14,7 @@ final class TrainingConfigTests: XCTestCase {
         c.pxWeight = 0.5; c.pyxWeight = 2; c.pxyWeight = 3; c.classConditionalSampling = true
         c.pxDelay = 7; c.pxRamp = 9; c.energyL2 = 0.25
         c.sgldSteps = 5; c.sgldLR = 2; c.sgldStd = 0.02; c.sgldGradClip = 0.1; c.sgldClamp = 1.5
-        c.bufferSize = 123; c.bufferInit = .informative; c.reinitFrequency = 0.5
+        c.bufferSize = 123; c.bufferInit = .informative; c.informativeShare = 0.3; c.reinitFrequency = 0.5
         c.optimizer = .sgd; c.learningRate = 3e-3; c.momentum = 0.5; c.weightDecay = 1e-4
         c.warmupIterations = 11; c.decayEpochs = [2, 4]; c.decayRate = 0.1; c.epochs = 6
         c.maxIterations = 77; c.batchSize = 32; c.seed = 0xFFFF_FFFF_FFFF_FFF1

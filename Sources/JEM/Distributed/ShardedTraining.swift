@@ -84,17 +84,8 @@ extension SGLDSampler {
         let batch = draw.indices.count, rowSize = buffer.rowSize, n = shard.count
         precondition(batch == shard.total)
         let first = shard.first * rowSize, localCount = n * rowSize, count = batch * rowSize
-        try backend.upload(draw.indices, to: g.indices, offset: 0)
-        let informative = buffer.initial != nil
-        if !informative { try backend.upload(draw.reinit, to: g.reinit, offset: 0) }
-        backend.gatherRows(buffer.storage, indices: g.indices, reinit: informative ? nil : g.reinit, rows: batch,
-                           rowSize: rowSize, seed: seed,
-                           stream: RandomStream.perIteration(.reinitNoise, iteration: iteration, chain: chain),
-                           out: g.global)
-        for (row, image) in buffer.informativeRestarts(draw, classes: classes, seed: seed, iteration: iteration,
-                                                       chain: chain) {
-            try backend.upload(image, to: g.global, offset: row * rowSize)
-        }
+        try buffer.startChains(draw, classes: classes, seed: seed, iteration: iteration, chain: chain,
+                               indices: g.indices, reinitMask: g.reinit, out: g.global)
         backend.copy(g.global, sourceOffset: first, to: chains, destinationOffset: 0, count: localCount)
         if let classes { try backend.upload(shard.rows(of: classes, rowSize: 1), to: labelBuffer, offset: 0) }
         // Rows of other ranks get a zero gradient here; their values are replaced by the gather below.

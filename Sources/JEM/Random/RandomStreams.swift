@@ -21,6 +21,8 @@ public enum RandomStream: UInt64, Sendable {
     case informativeClass
     case attackNoise
     case attackStart
+    /// Which restarts of a mixed buffer (`--buffer-init mixed`) come from the class Gaussians.
+    case restartKind
 
     /// The stream id for this purpose and a counter below 2^56.
     public func id(_ counter: UInt64 = 0) -> UInt64 {

@@ -59,6 +59,7 @@ extension TrainingConfig {
         if let sgldClamp { try positive(sgldClamp, "sgld-clamp") }
         try positive(bufferSize, "buffer-size")
         try unit(reinitFrequency, "reinit-freq", "[0, 1]", reinitFrequency >= 0 && reinitFrequency <= 1)
+        try unit(informativeShare, "informative-share", "[0, 1]", informativeShare >= 0 && informativeShare <= 1)
         try positive(learningRate, "lr")
         try unit(momentum, "momentum", "[0, 1)", momentum >= 0 && momentum < 1)
         try nonNegative(weightDecay, "weight-decay")

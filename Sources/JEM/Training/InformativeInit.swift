@@ -1,11 +1,23 @@
 import JEMBackend
 import JEMSupport
 
-/// Where SGLD chains start: U(-1, 1) as in the official JEM code, or JEM++'s "informative
-/// initialisation" (Yang & Ji, ICCV 2021), one Gaussian per class fitted to the training images.
+/// Where SGLD chains start: U(-1, 1) as in the official JEM code, JEM++'s "informative
+/// initialisation" (Yang & Ji, ICCV 2021), one Gaussian per class fitted to the training images,
+/// or a mix of the two (each start independently from the Gaussians with probability
+/// `TrainingConfig.informativeShare`, else from U(-1, 1)).
 public enum BufferInit: String, Sendable, Codable, CaseIterable {
     case uniform
     case informative
+    case mixed
+
+    /// The share of starts drawn from the class Gaussians.
+    public func informativeShare(mixed share: Float) -> Float {
+        switch self {
+        case .uniform: return 0
+        case .informative: return 1
+        case .mixed: return share
+        }
+    }
 }
 
 /// JEM++'s informative initialisation: class c's chains start from N(mu_c, Sigma_c + 1e-4 I),

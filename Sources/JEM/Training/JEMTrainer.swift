@@ -1,4 +1,3 @@
-import Foundation
 import JEMBackend
 
 /// The real images of one iteration: a batch for p(x) and a labelled batch for p(y|x), drawn
@@ -63,8 +62,8 @@ public final class JEMTrainer {
     let sampleCopy: DeviceBuffer
     public private(set) var hasSamples = false
 
-    /// `initial` is required when `config.bufferInit` is `.informative` (TrainingRun fits it to
-    /// the training split).
+    /// `initial` is required when `config.bufferInit` is informative or mixed (TrainingRun fits it
+    /// to the training split).
     public init(config: TrainingConfig, spec: WideResNetSpec, backend: any Backend,
                 initial: InformativeInit? = nil, communicator: any Communicator = SingleProcess()) throws {
         self.config = config
@@ -81,7 +80,8 @@ public final class JEMTrainer {
             precondition(config.bufferInit == .uniform || initial != nil, "informative init needs its Gaussians")
             do {
                 buffer = try ReplayBuffer(size: config.bufferSize, rowSize: spec.inputCount, backend: backend,
-                                          seed: config.seed, initial: config.bufferInit == .informative ? initial : nil)
+                                          seed: config.seed, initial: config.bufferInit == .uniform ? nil : initial,
+                                          informativeShare: config.bufferInit.informativeShare(mixed: config.informativeShare))
             } catch let error as BackendError {
                 throw BackendError("replay buffer of --buffer-size \(config.bufferSize) images: \(error)")
             }

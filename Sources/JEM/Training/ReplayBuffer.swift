@@ -1,7 +1,8 @@
 import JEMBackend
 /// The persistent replay buffer of SGLD chains, kept on the device: `size` images, initialised
-/// from U(-1, 1) or from JEM++'s per-class Gaussians (`InformativeInit`). With `classCount` > 0 it is class-partitioned as in the official code:
-/// class y owns the contiguous rows y*size/K ..< (y+1)*size/K.
+/// from U(-1, 1), from JEM++'s per-class Gaussians (`InformativeInit`) or from a mix of the two.
+/// With `classCount` > 0 it is class-partitioned as in the official code: class y owns the
+/// contiguous rows y*size/K ..< (y+1)*size/K.
 public final class ReplayBuffer {
     public let size: Int
     public let rowSize: Int
@@ -10,17 +11,22 @@ public final class ReplayBuffer {
 
     /// With `initial`, rows start from its Gaussians instead of U(-1, 1), row i from class
     /// i * K / size (contiguous blocks, the same partition as class-conditional draws), and
-    /// re-initialised chains restart from them too (see `SGLDSampler.sample`).
+    /// re-initialised chains restart from them too (see `startChains`).
     public let initial: InformativeInit?
+    /// The probability that a start (a row of the initial buffer, a restart) comes from
+    /// `initial` rather than U(-1, 1): 1 for `--buffer-init informative`, below 1 for mixed.
+    public let informativeShare: Float
 
-    public init(size: Int, rowSize: Int, backend: any Backend, seed: UInt64, initial: InformativeInit? = nil) throws {
+    public init(size: Int, rowSize: Int, backend: any Backend, seed: UInt64, initial: InformativeInit? = nil,
+                informativeShare: Float = 1) throws {
         precondition(size > 0 && rowSize > 0)
         self.size = size
         self.rowSize = rowSize
         self.backend = backend
         self.initial = initial
+        self.informativeShare = initial == nil ? 0 : informativeShare
         storage = try backend.makeBuffer(count: size * rowSize)
-        if let initial {
+        if let initial, self.informativeShare >= 1 {
             // Generated on the host in blocks (the Gaussians live there) and uploaded once.
             let block = 256
             var first = 0
@@ -35,22 +41,55 @@ public final class ReplayBuffer {
         } else {
             backend.fillUniform(storage, count: size * rowSize, low: -1, high: 1, seed: seed,
                                 stream: RandomStream.bufferInit.id())
+            if let initial, self.informativeShare > 0 {
+                // Mixed: each row independently replaced by a draw from its class's Gaussian.
+                let coin = HostRandom(seed: seed, stream: RandomStream.bufferInit.id(2))
+                for row in 0..<size where coin.uniform(row) < self.informativeShare {
+                    let image = initial.sample(classes: [row * initial.classCount / size], seed: seed,
+                                               stream: RandomStream.bufferInit.id(1), firstRow: row)
+                    try backend.upload(image, to: storage, offset: row * rowSize)
+                }
+            }
         }
     }
 
-    /// Fresh starting points for the rows of `draw` marked for re-initialisation, from the
-    /// informative Gaussians: class `classes[r]` when chains are class-conditional, else a
-    /// uniformly drawn class (as JEM++ does). Returns (row, image) pairs.
-    func informativeRestarts(_ draw: Draw, classes: [Int32]?, seed: UInt64, iteration: Int, chain: Int)
-        -> [(row: Int, image: [Float])]
-    {
-        guard let initial else { return [] }
+    /// Puts the starting points of `draw`'s chains into `out`: the drawn rows, with the rows
+    /// marked for re-initialisation replaced. Restarts from U(-1,1) are drawn on the device inside
+    /// the gather; those from the class Gaussians come from the host (a few images per iteration)
+    /// and overwrite their rows. `indices` and `reinitMask` are device scratch of `draw`'s length.
+    func startChains(_ draw: Draw, classes: [Int32]?, seed: UInt64, iteration: Int, chain: Int,
+                     indices: DeviceBuffer, reinitMask: DeviceBuffer, out: DeviceBuffer) throws {
+        let batch = draw.indices.count
+        try backend.upload(draw.indices, to: indices, offset: 0)
+        let fromGaussians = restartsFromGaussians(draw, seed: seed, iteration: iteration, chain: chain)
+        let anyUniform = informativeShare < 1
+        if anyUniform {
+            let uniformRestarts = (0..<batch).map { draw.reinit[$0] != 0 && !fromGaussians[$0] ? Int32(1) : 0 }
+            try backend.upload(uniformRestarts, to: reinitMask, offset: 0)
+        }
+        backend.gatherRows(storage, indices: indices, reinit: anyUniform ? reinitMask : nil, rows: batch,
+                           rowSize: rowSize, seed: seed,
+                           stream: RandomStream.perIteration(.reinitNoise, iteration: iteration, chain: chain), out: out)
+        guard let initial else { return }
         let pick = HostRandom(seed: seed, stream: RandomStream.perIteration(.informativeClass, iteration: iteration,
                                                                             chain: chain))
         let stream = RandomStream.perIteration(.informativeInit, iteration: iteration, chain: chain)
-        return draw.reinit.indices.filter { draw.reinit[$0] != 0 }.map { r in
+        // The class of a restart: the chain's class when chains are class-conditional, else a
+        // uniformly drawn class (as JEM++ does).
+        for r in 0..<batch where fromGaussians[r] {
             let c = classes.map { Int($0[r]) % initial.classCount } ?? pick.integer(r, below: initial.classCount)
-            return (r, initial.sample(classes: [c], seed: seed, stream: stream, firstRow: r))
+            try backend.upload(initial.sample(classes: [c], seed: seed, stream: stream, firstRow: r), to: out,
+                               offset: r * rowSize)
+        }
+    }
+
+    /// Which rows of `draw` restart from the class Gaussians: every re-initialised row when the
+    /// share is 1, none without Gaussians, else each by an independent coin.
+    func restartsFromGaussians(_ draw: Draw, seed: UInt64, iteration: Int, chain: Int) -> [Bool] {
+        let coin = HostRandom(seed: seed, stream: RandomStream.perIteration(.restartKind, iteration: iteration,
+                                                                            chain: chain))
+        return draw.reinit.indices.map { r in
+            draw.reinit[r] != 0 && (informativeShare >= 1 || (informativeShare > 0 && coin.uniform(r) < informativeShare))
         }
     }
 

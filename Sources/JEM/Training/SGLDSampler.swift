@@ -41,19 +41,8 @@ public final class SGLDSampler {
     public func sample(from buffer: ReplayBuffer, draw: ReplayBuffer.Draw, classes: [Int32]?, seed: UInt64,
                        iteration: Int, chain: Int = 0) throws -> DeviceBuffer {
         let batch = draw.indices.count
-        try backend.upload(draw.indices, to: indexBuffer, offset: 0)
-        let informative = buffer.initial != nil
-        if !informative { try backend.upload(draw.reinit, to: reinitBuffer, offset: 0) }
-        // U(-1,1) restarts are drawn on the device inside the gather; informative ones come from
-        // the host (a few images per iteration) and overwrite their rows.
-        backend.gatherRows(buffer.storage, indices: indexBuffer, reinit: informative ? nil : reinitBuffer, rows: batch,
-                           rowSize: buffer.rowSize, seed: seed,
-                           stream: RandomStream.perIteration(.reinitNoise, iteration: iteration, chain: chain),
-                           out: chains)
-        for (row, image) in buffer.informativeRestarts(draw, classes: classes, seed: seed, iteration: iteration,
-                                                       chain: chain) {
-            try backend.upload(image, to: chains, offset: row * buffer.rowSize)
-        }
+        try buffer.startChains(draw, classes: classes, seed: seed, iteration: iteration, chain: chain,
+                               indices: indexBuffer, reinitMask: reinitBuffer, out: chains)
         try run(batch: batch, classes: classes, seed: seed, iteration: iteration, chain: chain)
         try backend.upload(draw.writeBack, to: indexBuffer, offset: 0)
         backend.scatterRows(chains, indices: indexBuffer, rows: batch, rowSize: buffer.rowSize,

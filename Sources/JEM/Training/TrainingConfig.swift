@@ -36,6 +36,9 @@ public struct TrainingConfig: Sendable, Codable, Equatable {
     public var bufferSize = 10000
     /// Where chains start and restart: U(-1,1) (official JEM) or per-class Gaussians (JEM++).
     public var bufferInit = BufferInit.uniform
+    /// With `bufferInit` mixed: the probability that a start (initial row or restart) is drawn
+    /// from the class Gaussians rather than U(-1,1).
+    public var informativeShare: Float = 0.5
     public var reinitFrequency: Float = 0.05
     // Optimisation
     public var optimizer = Optimizer.Kind.adam
@@ -152,6 +155,7 @@ extension TrainingConfig {
         sgldClamp = try value(.sgldClamp, sgldClamp)
         bufferSize = try value(.bufferSize, bufferSize)
         bufferInit = try value(.bufferInit, bufferInit)
+        informativeShare = try value(.informativeShare, informativeShare)
         reinitFrequency = try value(.reinitFrequency, reinitFrequency)
         optimizer = try value(.optimizer, optimizer)
         learningRate = try value(.learningRate, learningRate)

@@ -78,7 +78,7 @@ public final class TrainingRun {
             try Self.checkWorldSize(resumeFrom!.state, communicator: communicator, directory: outputDirectory)
         }
         var initial: InformativeInit? = nil
-        if config.bufferInit == .informative && config.usesSampling {
+        if config.bufferInit != .uniform && config.usesSampling {
             initial = try InformativeInit.fit(config: config, dataset: dataset)
         }
         trainer = try JEMTrainer(config: config, spec: spec, backend: backend, initial: initial,
