@@ -27,7 +27,7 @@ struct SampleCommand: ParsableCommand {
     @Option(name: .customLong("sgld-lr"), help: "SGLD step size.") var sgldLR: Float = 1
     @Option(name: .customLong("sgld-std"), help: "SGLD noise standard deviation.") var sgldStd: Float = 0.01
     @Option(name: .customLong("init"), help: ArgumentHelp(
-        "Starting distribution of fresh chains: run = the checkpoint's --buffer-init setting, uniform = U(-1,1), informative = per-class Gaussians fitted to the training data.",
+        "Starting distribution of fresh chains: run = the checkpoint's --buffer-init setting (a mixed run's share included), uniform = U(-1,1), informative = per-class Gaussians fitted to the training data.",
         valueName: "run|uniform|informative"))
     var initialization: Init = .run
     @Option(help: ArgumentHelp(
@@ -50,7 +50,7 @@ struct SampleCommand: ParsableCommand {
         let backend = try backendOptions.makeBackend()
         let net = try WideResNet(spec: spec, maxBatch: 64, backend: backend)
         try Checkpoint.loadModel(file, into: net)
-        let initial = try informativeInit(config: config, spec: spec)
+        let start = try chainStart(config: config, spec: spec)
         var buffer: ReplayBuffer? = nil
         if let entry = file.entry("train.replay_buffer"), entry.count % spec.inputCount == 0 {
             let b = try ReplayBuffer(size: entry.count / spec.inputCount, rowSize: spec.inputCount, backend: backend,
@@ -67,10 +67,10 @@ struct SampleCommand: ParsableCommand {
             print("wrote \(out)/\(name)")
         }
         let columns = Int(Double(n).squareRoot().rounded(.up))
-        try grid(ModelSampling.unconditional(net: net, count: n, initial: initial, steps: steps, stepSize: sgldLR,
+        try grid(ModelSampling.unconditional(net: net, count: n, start: start, steps: steps, stepSize: sgldLR,
                                              noiseStd: sgldStd, seed: seed),
                  count: n, columns: columns, name: "unconditional.png")
-        try grid(ModelSampling.conditional(net: net, buffer: fresh ? nil : buffer, initial: initial,
+        try grid(ModelSampling.conditional(net: net, buffer: fresh ? nil : buffer, start: start,
                                            perClass: perClass, steps: steps, stepSize: sgldLR, noiseStd: sgldStd,
                                            seed: seed),
                  count: spec.classCount * perClass, columns: perClass, name: "conditional.png")
@@ -88,15 +88,16 @@ struct SampleCommand: ParsableCommand {
         }
     }
 
-    /// The informative Gaussians when --init (or the run's setting) asks for them.
-    func informativeInit(config: TrainingConfig?, spec: WideResNetSpec) throws -> InformativeInit? {
+    /// Where fresh chains start: --init, or the run's --buffer-init (with its share when mixed);
+    /// the Gaussians are refitted when any start uses them.
+    func chainStart(config: TrainingConfig?, spec: WideResNetSpec) throws -> ChainStart {
         let wanted: BufferInit
         switch initialization {
-        case .uniform: return nil
+        case .uniform: return .uniform
         case .informative: wanted = .informative
         case .run: wanted = config?.bufferInit ?? .uniform
         }
-        guard wanted == .informative else { return nil }
+        guard wanted != .uniform else { return .uniform }
         var runConfig = config ?? TrainingConfig()
         guard let path = data ?? config?.data else {
             throw CommandFailure("--init informative: \(model) records no training data; pass --data PATH")
@@ -110,6 +111,7 @@ struct SampleCommand: ParsableCommand {
             throw CommandFailure("--data \(path): images are \(dataset.train.shape.map(String.init).joined(separator: "x")), "
                                  + "the model expects \(spec.inputChannels)x\(spec.imageHeight)x\(spec.imageWidth)")
         }
-        return try InformativeInit.fit(config: runConfig, dataset: dataset)
+        return ChainStart(wanted, mixedShare: runConfig.informativeShare,
+                          gaussians: try InformativeInit.fit(config: runConfig, dataset: dataset))
     }
 }

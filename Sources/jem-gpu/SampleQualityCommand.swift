@@ -93,9 +93,12 @@ struct SampleQualityCommand: ParsableCommand {
             throw CommandFailure("--data \(dataPath): \(problem) (checkpoint \(model))")
         }
         guard test.count >= 2 else { throw CommandFailure("--data \(dataPath): fewer than 2 test images") }
-        var initial: InformativeInit? = nil
-        if config?.bufferInit == .informative {
-            do { initial = try InformativeInit.fit(config: run, dataset: dataset) } catch {
+        var start = ChainStart.uniform
+        if let config, config.bufferInit != .uniform {
+            do {
+                start = ChainStart(config.bufferInit, mixedShare: config.informativeShare,
+                                   gaussians: try InformativeInit.fit(config: run, dataset: dataset))
+            } catch {
                 throw CommandFailure("--data \(dataPath): \(error)")
             }
         }
@@ -113,7 +116,7 @@ struct SampleQualityCommand: ParsableCommand {
             stepSize: sgldLR ?? run.sgldLR, noiseStd: sgldStd ?? run.sgldStd, seed: seed, kidSubsets: kidSubsets,
             kidSubsetSize: kidSubsetSize)
         let started = Date()
-        var (result, images) = try SampleQuality.measure(model: net, reference: judge, initial: initial, test: test,
+        var (result, images) = try SampleQuality.measure(model: net, reference: judge, start: start, test: test,
                                                          options: options) { printError($0) }
         result.model = model
         result.reference = reference

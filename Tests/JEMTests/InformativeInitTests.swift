@@ -74,7 +74,7 @@ final class InformativeInitTests: XCTestCase {
         let set = fixture()
         let initial = try InformativeInit(images: set, indices: Array(0..<set.count), classCount: 2, seed: 1)
         let backend = CPUBackend()
-        let buffer = try ReplayBuffer(size: 10, rowSize: 3, backend: backend, seed: 2, initial: initial)
+        let buffer = try ReplayBuffer(size: 10, rowSize: 3, backend: backend, seed: 2, start: ChainStart(gaussians: initial))
         let rows = try backend.download(buffer.storage)
         // Rows 0..<5 belong to class 0 (pixel 0 near -0.5), rows 5..<10 to class 1 (near 0.4).
         for r in 0..<5 { XCTAssertLessThan(rows[r * 3], 0, "row \(r)") }
@@ -92,8 +92,8 @@ final class InformativeInitTests: XCTestCase {
         let initial = try InformativeInit(images: set, indices: Array(0..<set.count), classCount: 2, seed: 1)
         let backend = CPUBackend()
         func buffer(_ share: Float) throws -> ReplayBuffer {
-            try ReplayBuffer(size: 400, rowSize: 3, backend: backend, seed: 5, initial: share > 0 ? initial : nil,
-                             informativeShare: share)
+            try ReplayBuffer(size: 400, rowSize: 3, backend: backend, seed: 5,
+                             start: ChainStart(gaussians: share > 0 ? initial : nil, informativeShare: share))
         }
         let uniform = try buffer(0), informative = try buffer(1), mixed = try buffer(0.25)
         func rows(_ values: [Float]) -> [[Float]] { (0..<(values.count / 3)).map { Array(values[($0 * 3)..<($0 * 3 + 3)]) } }

@@ -80,8 +80,8 @@ public final class JEMTrainer {
             precondition(config.bufferInit == .uniform || initial != nil, "informative init needs its Gaussians")
             do {
                 buffer = try ReplayBuffer(size: config.bufferSize, rowSize: spec.inputCount, backend: backend,
-                                          seed: config.seed, initial: config.bufferInit == .uniform ? nil : initial,
-                                          informativeShare: config.bufferInit.informativeShare(mixed: config.informativeShare))
+                                          seed: config.seed, start: ChainStart(config.bufferInit, mixedShare: config.informativeShare,
+                                                                               gaussians: initial))
             } catch let error as BackendError {
                 throw BackendError("replay buffer of --buffer-size \(config.bufferSize) images: \(error)")
             }

@@ -36,14 +36,14 @@ public enum ModelSampling {
 
     /// Class-conditional SGLD on f(x)[y]: `perClass` chains for each class, started from the
     /// buffer images the network assigns to that class when there are enough (most confident
-    /// first), else from `initial`'s Gaussian of that class, else from U(-1,1). Returns the
+    /// first), else from `start` (a Gaussian start from that class's Gaussian). Returns the
     /// images class by class (row y of a grid holds class y).
-    public static func conditional(net: WideResNet, buffer: ReplayBuffer?, initial: InformativeInit?, perClass: Int,
+    public static func conditional(net: WideResNet, buffer: ReplayBuffer?, start: ChainStart, perClass: Int,
                                    steps: Int, stepSize: Float, noiseStd: Float, seed: UInt64) throws -> [Float] {
         let k = net.spec.classCount, size = net.spec.inputCount
         let starts = try buffer.map { try bufferByClass(net: net, buffer: $0, perClass: perClass) }
             ?? Array(repeating: [], count: k)
-        let fresh = freshStarts(classes: (0..<(k * perClass)).map { $0 / perClass }, size: size, initial: initial,
+        let fresh = freshStarts(classes: (0..<(k * perClass)).map { $0 / perClass }, size: size, start: start,
                                 seed: seed)
         var images = [Float](repeating: 0, count: k * perClass * size)
         for y in 0..<k {
@@ -59,24 +59,21 @@ public enum ModelSampling {
                        noiseStd: noiseStd, seed: seed)
     }
 
-    /// `count` fresh chains (from `initial`'s Gaussians, classes in turn, or from U(-1,1)) run
-    /// for `steps` SGLD steps on f(x) = LSE.
-    public static func unconditional(net: WideResNet, count: Int, initial: InformativeInit?, steps: Int,
+    /// `count` fresh chains (from `start`; Gaussian starts take the classes in turn) run for
+    /// `steps` SGLD steps on f(x) = LSE.
+    public static func unconditional(net: WideResNet, count: Int, start: ChainStart, steps: Int,
                                      stepSize: Float, noiseStd: Float, seed: UInt64) throws -> [Float] {
-        let classes = (0..<count).map { $0 % (initial?.classCount ?? 1) }
-        let images = freshStarts(classes: classes, size: net.spec.inputCount, initial: initial, seed: seed)
+        let classes = (0..<count).map { $0 % (start.gaussians?.classCount ?? 1) }
+        let images = freshStarts(classes: classes, size: net.spec.inputCount, start: start, seed: seed)
         return try run(net: net, images: images, classes: nil, steps: steps, stepSize: stepSize, noiseStd: noiseStd,
                        seed: seed)
     }
 
-    /// Starting points: draws of `initial` for the given classes, or U(-1,1).
-    static func freshStarts(classes: [Int], size: Int, initial: InformativeInit?, seed: UInt64) -> [Float] {
-        if let initial {
-            return initial.sample(classes: classes.map { $0 % initial.classCount }, seed: seed,
-                                  stream: RandomStream.sampleChains.id(1))
-        }
-        let uniform = HostRandom(seed: seed, stream: RandomStream.sampleChains.id())
-        return (0..<(classes.count * size)).map { 2 * uniform.uniform($0) - 1 }
+    /// Starting points of fresh chains: draws of `start` for the given classes.
+    static func freshStarts(classes: [Int], size: Int, start: ChainStart, seed: UInt64) -> [Float] {
+        start.draw(classes: classes, size: size, seed: seed,
+                   streams: .init(uniform: RandomStream.sampleChains.id(), gaussian: RandomStream.sampleChains.id(1),
+                                  coin: RandomStream.sampleChains.id(2)))
     }
 
     /// Runs SGLD (clamped to [-1,1]) on `images` in batches of the network's size.

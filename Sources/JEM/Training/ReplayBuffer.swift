@@ -9,24 +9,21 @@ public final class ReplayBuffer {
     public let storage: DeviceBuffer
     let backend: any Backend
 
-    /// With `initial`, rows start from its Gaussians instead of U(-1, 1), row i from class
-    /// i * K / size (contiguous blocks, the same partition as class-conditional draws), and
-    /// re-initialised chains restart from them too (see `startChains`).
-    public let initial: InformativeInit?
-    /// The probability that a start (a row of the initial buffer, a restart) comes from
-    /// `initial` rather than U(-1, 1): 1 for `--buffer-init informative`, below 1 for mixed.
-    public let informativeShare: Float
+    /// Where rows start and restart. A row i that starts from the Gaussians uses class
+    /// i * K / size (contiguous blocks, the same partition as class-conditional draws); restarts
+    /// are decided in `startChains`.
+    public let start: ChainStart
+    /// The class Gaussians, when any start uses them.
+    public var initial: InformativeInit? { start.gaussians }
 
-    public init(size: Int, rowSize: Int, backend: any Backend, seed: UInt64, initial: InformativeInit? = nil,
-                informativeShare: Float = 1) throws {
+    public init(size: Int, rowSize: Int, backend: any Backend, seed: UInt64, start: ChainStart = .uniform) throws {
         precondition(size > 0 && rowSize > 0)
         self.size = size
         self.rowSize = rowSize
         self.backend = backend
-        self.initial = initial
-        self.informativeShare = initial == nil ? 0 : informativeShare
+        self.start = start
         storage = try backend.makeBuffer(count: size * rowSize)
-        if let initial, self.informativeShare >= 1 {
+        if let initial = start.gaussians, start.informativeShare >= 1 {
             // Generated on the host in blocks (the Gaussians live there) and uploaded once.
             let block = 256
             var first = 0
@@ -41,10 +38,10 @@ public final class ReplayBuffer {
         } else {
             backend.fillUniform(storage, count: size * rowSize, low: -1, high: 1, seed: seed,
                                 stream: RandomStream.bufferInit.id())
-            if let initial, self.informativeShare > 0 {
+            if let initial = start.gaussians {
                 // Mixed: each row independently replaced by a draw from its class's Gaussian.
                 let coin = HostRandom(seed: seed, stream: RandomStream.bufferInit.id(2))
-                for row in 0..<size where coin.uniform(row) < self.informativeShare {
+                for row in 0..<size where start.fromGaussians(row: row, coin: coin) {
                     let image = initial.sample(classes: [row * initial.classCount / size], seed: seed,
                                                stream: RandomStream.bufferInit.id(1), firstRow: row)
                     try backend.upload(image, to: storage, offset: row * rowSize)
@@ -62,7 +59,7 @@ public final class ReplayBuffer {
         let batch = draw.indices.count
         try backend.upload(draw.indices, to: indices, offset: 0)
         let fromGaussians = restartsFromGaussians(draw, seed: seed, iteration: iteration, chain: chain)
-        let anyUniform = informativeShare < 1
+        let anyUniform = start.informativeShare < 1
         if anyUniform {
             let uniformRestarts = (0..<batch).map { draw.reinit[$0] != 0 && !fromGaussians[$0] ? Int32(1) : 0 }
             try backend.upload(uniformRestarts, to: reinitMask, offset: 0)
@@ -88,9 +85,7 @@ public final class ReplayBuffer {
     func restartsFromGaussians(_ draw: Draw, seed: UInt64, iteration: Int, chain: Int) -> [Bool] {
         let coin = HostRandom(seed: seed, stream: RandomStream.perIteration(.restartKind, iteration: iteration,
                                                                             chain: chain))
-        return draw.reinit.indices.map { r in
-            draw.reinit[r] != 0 && (informativeShare >= 1 || (informativeShare > 0 && coin.uniform(r) < informativeShare))
-        }
+        return draw.reinit.indices.map { r in draw.reinit[r] != 0 && start.fromGaussians(row: r, coin: coin) }
     }
 
     /// Which rows start the chains of one iteration, and which of them restart from noise.

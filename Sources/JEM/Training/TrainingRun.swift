@@ -102,24 +102,20 @@ public final class TrainingRun {
             metrics = communicator.isWriter ? try MetricsLog(path: outputDirectory + "/metrics.jsonl") : nil
         }
         try writeConfig(backend: backend, dataset: dataset)
-        if config.usesSampling, !resume { try writeInitialSamples(initial) }
+        if config.usesSampling, !resume { try writeInitialSamples(trainer.buffer?.start ?? .uniform) }
     }
 
     /// samples/x_init.png: draws of the chains' starting distribution (the informative Gaussians,
-    /// one column per class, or U(-1, 1) noise), so the later grids can be compared with where
-    /// SGLD began.
-    private func writeInitialSamples(_ initial: InformativeInit?) throws {
+    /// one column per class, U(-1, 1) noise, or a mix), so the later grids can be compared with
+    /// where SGLD began.
+    private func writeInitialSamples(_ start: ChainStart) throws {
         guard writes else { return }
-        let columns = min(initial?.classCount ?? spec.classCount, 10)
+        let columns = min(start.gaussians?.classCount ?? spec.classCount, 10)
         let count = columns * max(1, 64 / columns)
         let stream = RandomStream.informativeInit.id(1 << 55 | 1)
-        let images: [Float]
-        if let initial {
-            images = initial.sample(classes: (0..<count).map { $0 % columns }, seed: config.seed, stream: stream)
-        } else {
-            let random = HostRandom(seed: config.seed, stream: stream)
-            images = (0..<(count * spec.inputCount)).map { 2 * random.uniform($0) - 1 }
-        }
+        let images = start.draw(classes: (0..<count).map { $0 % columns }, size: spec.inputCount, seed: config.seed,
+                                streams: .init(uniform: stream, gaussian: stream,
+                                               coin: RandomStream.informativeInit.id(1 << 55 | 2)))
         try ImageGrid.write(images: images, count: count, channels: spec.inputChannels, height: spec.imageHeight,
                             width: spec.imageWidth, columns: columns, to: outputDirectory + "/samples/x_init.png")
     }
@@ -320,7 +316,7 @@ public final class TrainingRun {
         guard writes else { return }
         let perClass = min(10, max(1, 100 / spec.classCount))
         let images = try ModelSampling.conditional(net: trainer.net, buffer: trainer.buffer,
-                                                   initial: trainer.buffer?.initial, perClass: perClass,
+                                                   start: trainer.buffer?.start ?? .uniform, perClass: perClass,
                                                    steps: config.finalSampleSteps, stepSize: config.sgldLR,
                                                    noiseStd: config.sgldStd, seed: state.effectiveSeed(config.seed))
         try ImageGrid.write(images: images, count: spec.classCount * perClass, channels: spec.inputChannels,

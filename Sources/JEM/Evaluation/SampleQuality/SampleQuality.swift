@@ -57,7 +57,7 @@ public enum SampleQuality {
         /// The reference's accuracy on the test images (how far its judgement can be trusted).
         public var referenceTestAccuracy: Double?
         public var featureDimension: Int
-        /// "uniform" or "informative": the chains' initial distribution.
+        /// "uniform", "informative" or "mixed P": the chains' initial distribution (`ChainStart.name`).
         public var initialization: String
         public var steps: Int
         public var stepSize: Float
@@ -100,23 +100,23 @@ public enum SampleQuality {
 
     /// Draws the samples with `model` and measures them with `reference` against `test`.
     /// `progress` is told each phase.
-    public static func measure(model: WideResNet, reference: WideResNet, initial: InformativeInit?, test: ImageSet,
+    public static func measure(model: WideResNet, reference: WideResNet, start: ChainStart, test: ImageSet,
                                options: Options, progress: (String) -> Void = { _ in })
         throws -> (result: Result, images: Images)
     {
         let spec = model.spec, k = spec.classCount, size = spec.inputCount
         let perClass = max(1, options.count / k)
         progress("class-conditional SGLD: \(perClass * k) chains x \(options.steps) steps")
-        let conditional = try ModelSampling.conditional(net: model, buffer: nil, initial: initial, perClass: perClass,
+        let conditional = try ModelSampling.conditional(net: model, buffer: nil, start: start, perClass: perClass,
                                                         steps: options.steps, stepSize: options.stepSize,
                                                         noiseStd: options.noiseStd, seed: options.seed)
         let classes = (0..<(perClass * k)).map { Int32($0 / perClass) }
         progress("unconditional SGLD: \(options.count) chains x \(options.steps) steps")
-        let unconditional = try ModelSampling.unconditional(net: model, count: options.count, initial: initial,
+        let unconditional = try ModelSampling.unconditional(net: model, count: options.count, start: start,
                                                             steps: options.steps, stepSize: options.stepSize,
                                                             noiseStd: options.noiseStd, seed: options.seed)
         // Where the class-conditional chains started: the same draws, before any step.
-        let initialDraws = ModelSampling.freshStarts(classes: classes.map(Int.init), size: size, initial: initial,
+        let initialDraws = ModelSampling.freshStarts(classes: classes.map(Int.init), size: size, start: start,
                                                      seed: options.seed)
 
         progress("reference features of \(test.count) test images")
@@ -156,11 +156,11 @@ public enum SampleQuality {
         }
         let result = Result(
             model: "", reference: "", data: "", testImages: test.count, referenceTestAccuracy: referenceAccuracy,
-            featureDimension: d, initialization: initial == nil ? "uniform" : "informative", steps: options.steps,
+            featureDimension: d, initialization: start.name, steps: options.steps,
             stepSize: options.stepSize, noiseStd: options.noiseStd, seed: options.seed,
             conditional: measured(condOut.features, count: classes.count, classes: classes, logits: condOut.logits),
             unconditional: measured(uncondOut.features, count: options.count, classes: nil, logits: uncondOut.logits),
-            initial: measured(initOut.features, count: classes.count, classes: initial == nil ? nil : classes,
+            initial: measured(initOut.features, count: classes.count, classes: start.gaussians == nil ? nil : classes,
                               logits: initOut.logits),
             testHalves: halves)
         return (result, Images(conditional: conditional, conditionalClasses: classes, unconditional: unconditional,
