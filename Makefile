@@ -72,6 +72,17 @@ demo: build
 	  --ood synthetic:uniform --ood synthetic:interp --ood synthetic:permuted
 	@echo "Results in runs/demo: metrics.jsonl, samples/*.png, checkpoints/, eval/metrics.json + plots"
 
+# After training a JEM ($(1)) and its baseline ($(2)): calibrate both, measure the JEM's samples
+# with the baseline as reference, and write the report ($(4)) with the OOD sets $(3).
+define evaluate_pair
+$(BIN) calibrate --backend auto --model $(1)/checkpoints/best.safetensors
+$(BIN) calibrate --backend auto --model $(2)/checkpoints/best.safetensors
+$(BIN) sample-quality --backend auto --model $(1)/checkpoints/best.safetensors \
+  --reference $(2)/checkpoints/best.safetensors --n $(SAMPLE_QUALITY_N) --out $(1)/sample_quality
+$(BIN) report --backend auto --reevaluate --run $(1) --baseline $(2) $(3) --out $(4)
+@echo "Report in $(4) and $(basename $(4)).html"
+endef
+
 # A JEM and a cross-entropy baseline, both with the default preset on the built-in dataset
 # (about 4 and 1 minutes on 2 cores), each temperature-calibrated on its validation split, the
 # JEM's samples measured with the baseline as reference (conditional accuracy, FD, KID), and one
@@ -84,13 +95,7 @@ compare: build fashion-deps
 	$(BIN) fetch fashion-mnist $(FASHION_DATA)
 	$(BIN) train --backend auto --overwrite --out runs/compare-jem
 	$(BIN) train --backend auto --overwrite --mode baseline --out runs/compare-baseline
-	$(BIN) calibrate --backend auto --model runs/compare-jem/checkpoints/best.safetensors
-	$(BIN) calibrate --backend auto --model runs/compare-baseline/checkpoints/best.safetensors
-	$(BIN) sample-quality --backend auto --model runs/compare-jem/checkpoints/best.safetensors \
-	  --reference runs/compare-baseline/checkpoints/best.safetensors --n $(SAMPLE_QUALITY_N) --out runs/compare-jem/sample_quality
-	$(BIN) report --backend auto --reevaluate --run runs/compare-jem --baseline runs/compare-baseline $(DIGITS_OOD) \
-	  --out runs/compare/report.md
-	@echo "Report in runs/compare/report.md and runs/compare/report.html"
+	$(call evaluate_pair,runs/compare-jem,runs/compare-baseline,$(DIGITS_OOD),runs/compare/report.md)
 
 # Real data: a JEM and a cross-entropy baseline on the first FASHION_LIMIT Fashion-MNIST training
 # images (default preset, 6 epochs: about 9 minutes of CPU for the JEM and 2 for the baseline on
@@ -116,13 +121,7 @@ demo-fashion: build fashion-deps
 	$(BIN) fetch fashion-mnist $(FASHION_DATA)
 	$(BIN) train $(FASHION_FLAGS) --out runs/fashion-jem
 	$(BIN) train $(FASHION_FLAGS) --mode baseline --out runs/fashion-baseline
-	$(BIN) calibrate --backend auto --model runs/fashion-jem/checkpoints/best.safetensors
-	$(BIN) calibrate --backend auto --model runs/fashion-baseline/checkpoints/best.safetensors
-	$(BIN) sample-quality --backend auto --model runs/fashion-jem/checkpoints/best.safetensors \
-	  --reference runs/fashion-baseline/checkpoints/best.safetensors --n $(SAMPLE_QUALITY_N) --out runs/fashion-jem/sample_quality
-	$(BIN) report --backend auto --reevaluate --run runs/fashion-jem --baseline runs/fashion-baseline $(FASHION_OOD) \
-	  --out runs/fashion/report.md
-	@echo "Report in runs/fashion/report.md and runs/fashion/report.html"
+	$(call evaluate_pair,runs/fashion-jem,runs/fashion-baseline,$(FASHION_OOD),runs/fashion/report.md)
 
 bench: deps
 	$(SWIFT) build $(RELEASE_FLAGS) --product jem-bench
