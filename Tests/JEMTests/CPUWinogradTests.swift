@@ -206,6 +206,47 @@ final class CPUWinogradTests: XCTestCase {
         }
     }
 
+    /// The transformed filters are kept between calls (`WinogradFilterCache`): after the weights
+    /// change in place (one weight by 1e-3, then all of them), forward and backward-data give
+    /// the bits of a backend that never saw the old weights; with no room in the cache (every call
+    /// transforms into scratch) the bits are the same too.
+    func testCachedFiltersFollowWeightUpdates() throws {
+        let shapes = [
+            Conv2DShape(batch: 3, inChannels: 16, height: 12, width: 12, outChannels: 24, kernel: 3, stride: 1, padding: 1),
+            Conv2DShape(batch: 3, inChannels: 32, height: 16, width: 16, outChannels: 32, kernel: 3, stride: 2, padding: 1),
+        ]
+        for s in shapes {
+            let cached = CPUBackend(), uncached = CPUBackend()
+            uncached.winogradFilters = WinogradFilterCache(capacityBytes: 0)
+            let x = randomArray(s.inputCount, stream: 1), dy = randomArray(s.outputCount, stream: 4)
+            let first = randomArray(s.weightCount, stream: 2, low: -0.2, high: 0.2)
+            var nudged = first
+            nudged[s.weightCount / 2] += 1e-3
+            let second = randomArray(s.weightCount, stream: 3, low: -0.2, high: 0.2)
+            func run(_ backend: CPUBackend, _ w: DeviceBuffer) throws -> [Float] {
+                let out = try backend.makeBuffer(count: s.outputCount), dx = try backend.makeBuffer(count: s.inputCount)
+                backend.conv2dForward(s, input: try backend.makeBuffer(x), weight: w, bias: nil, output: out)
+                backend.conv2dBackwardData(s, gradOutput: try backend.makeBuffer(dy), weight: w, gradInput: dx,
+                                           accumulate: false)
+                return try backend.download(out) + backend.download(dx)
+            }
+            let w = try cached.makeBuffer(first), u = try uncached.makeBuffer(first)
+            var before = try run(cached, w)
+            XCTAssertEqual(before, try run(uncached, u), "\(s): cache full vs none")
+            XCTAssertEqual(before, try run(cached, w), "\(s): a hit gives the same bits")
+            for weights in [nudged, second] {
+                try cached.upload(weights, to: w, offset: 0)
+                try uncached.upload(weights, to: u, offset: 0)
+                let after = try run(cached, w)
+                XCTAssertNotEqual(after, before, "\(s): the new weights are used")
+                let fresh = CPUBackend()
+                XCTAssertEqual(after, try run(fresh, try fresh.makeBuffer(weights)), "\(s): as a fresh backend")
+                XCTAssertEqual(after, try run(uncached, u), "\(s): as without the cache")
+                before = after
+            }
+        }
+    }
+
     /// Same inputs, same bits: the chunking is fixed, whatever the threads' timing (the forward and
     /// backward-data blocks go to whichever thread is free; Winograd and im2col shapes).
     func testRepeatable() throws {

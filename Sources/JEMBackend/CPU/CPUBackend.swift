@@ -29,8 +29,8 @@ public final class CPUBackend: Backend {
     /// Per-thread convolution scratch (im2col columns, partial weight gradients, Winograd
     /// tiles), grown on demand and reused: no allocation per op.
     let threadScratch = (0..<Parallel.threads).map { _ in ConvolutionScratch() }
-    /// The Winograd-transformed filter of the current conv call.
-    let winogradFilter = Scratch()
+    /// The Winograd-transformed filters, reused while the weights stay the same.
+    var winogradFilters = WinogradFilterCache()
 
     /// Host memory is the CPU backend's memory, so "transfers" are the copies in and out of its
     /// buffers: counted like the OpenCL backend's, so that both report the same traffic.
@@ -152,7 +152,7 @@ extension CPUBackend {
         return [("im2col columns", sum(\.columns)), ("weight-gradient partial sums", sum(\.weightGradient)),
                 ("grouped images (im2col GEMM)", sum(\.grouped)), ("Winograd input band", sum(\.packed)),
                 ("Winograd transformed tiles", sum(\.transformed)), ("Winograd products", sum(\.products)),
-                ("Winograd output band, packed output gradient", sum(\.unpacked)), ("Winograd filter", winogradFilter.bytes)]
+                ("Winograd output band, packed output gradient", sum(\.unpacked)), ("Winograd filters (cached per conv)", winogradFilters.totalBytes)]
     }
 }
 

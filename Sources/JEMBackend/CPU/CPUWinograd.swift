@@ -63,8 +63,11 @@ extension CPUBackend {
         let cp = (inC + lanes - 1) / lanes * lanes, kp = (outC + lanes - 1) / lanes * lanes
         let h = s.height, w = s.width, th = (h + 3) / 4, tw = (w + 3) / 4, tilesPerImage = th * tw
         let chunk = max(1, (64 + tilesPerImage - 1) / tilesPerImage)
-        let u = winogradFilter.reserve(36 * inC * kp)
-        jem_wino_filter(weight, Int32(s.outChannels), Int32(s.inChannels), backward ? 1 : 0, Int32(kp), u)
+        let key = WinogradFilterCache.Key(weight: weight, points: 36, inChannels: s.inChannels,
+                                          outChannels: s.outChannels, paddedColumns: kp, backward: backward)
+        let u = winogradFilters.filter(key, weightCount: s.weightCount, count: 36 * inC * kp) { u in
+            jem_wino_filter(weight, Int32(s.outChannels), Int32(s.inChannels), backward ? 1 : 0, Int32(kp), u)
+        }
         let x = UnsafeSendable(input), y = UnsafeSendable(output), b = UnsafeSendable(bias)
         let filter = UnsafeSendable(u), gates = UnsafeSendable(gate)
         let scratch = threadScratch

@@ -46,11 +46,16 @@ extension CPUBackend {
         let chunk = max(1, (32 + tilesPerImage - 1) / tilesPerImage)
         let inPlane = backward ? oh * ow : h * w, outPlane = backward ? h * w : oh * ow
         // The transformed filter is 9x the weights (81 points): its rows are split over the threads.
-        let filter = UnsafeSendable(winogradFilter.reserve(81 * inC * kp)), weights = UnsafeSendable(weight)
-        parallelImages(inC) { _, rows in
-            jem_wino2_filter(weights.value, Int32(s.outChannels), Int32(s.inChannels), backward ? 1 : 0, Int32(kp),
-                             Int32(rows.lowerBound), Int32(rows.upperBound), filter.value)
-        }
+        let key = WinogradFilterCache.Key(weight: weight, points: 81, inChannels: s.inChannels,
+                                          outChannels: s.outChannels, paddedColumns: kp, backward: backward)
+        let weights = UnsafeSendable(weight)
+        let filter = UnsafeSendable(winogradFilters.filter(key, weightCount: s.weightCount, count: 81 * inC * kp) { u in
+            let target = UnsafeSendable(u)
+            parallelImages(inC) { _, rows in
+                jem_wino2_filter(weights.value, Int32(s.outChannels), Int32(s.inChannels), backward ? 1 : 0,
+                                 Int32(kp), Int32(rows.lowerBound), Int32(rows.upperBound), target.value)
+            }
+        })
         let x = UnsafeSendable(input), y = UnsafeSendable(output), b = UnsafeSendable(bias)
         let gates = UnsafeSendable(gate)
         let scratch = threadScratch
