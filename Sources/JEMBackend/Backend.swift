@@ -58,6 +58,10 @@ public protocol Backend: AnyObject {
     /// output = conv(input, weight) + bias.
     func conv2dForward(_ shape: Conv2DShape, input: DeviceBuffer, weight: DeviceBuffer,
                        bias: DeviceBuffer?, output: DeviceBuffer)
+    /// output += conv(input, weight) + bias: a residual branch added onto what `output` holds.
+    /// `scratch` (outputCount floats) may be overwritten.
+    func conv2dForwardAdding(_ shape: Conv2DShape, input: DeviceBuffer, weight: DeviceBuffer, bias: DeviceBuffer?,
+                             scratch: DeviceBuffer, output: DeviceBuffer)
     /// gradInput (+)= d(output)/d(input)^T · gradOutput.
     func conv2dBackwardData(_ shape: Conv2DShape, gradOutput: DeviceBuffer, weight: DeviceBuffer,
                             gradInput: DeviceBuffer, accumulate: Bool)
@@ -387,6 +391,19 @@ extension Backend {
         composedConv2dBackwardFilter(shape, input: input, activation: activation, scratch: scratch,
                                      gradOutput: gradOutput, gradWeight: gradWeight, gradBias: gradBias,
                                      accumulate: accumulate)
+    }
+
+    /// conv2dForward into `scratch`, then added onto `output` (axpby).
+    public func conv2dForwardAdding(_ shape: Conv2DShape, input: DeviceBuffer, weight: DeviceBuffer,
+                                    bias: DeviceBuffer?, scratch: DeviceBuffer, output: DeviceBuffer) {
+        composedConv2dForwardAdding(shape, input: input, weight: weight, bias: bias, scratch: scratch, output: output)
+    }
+
+    public func composedConv2dForwardAdding(_ shape: Conv2DShape, input: DeviceBuffer, weight: DeviceBuffer,
+                                            bias: DeviceBuffer?, scratch: DeviceBuffer, output: DeviceBuffer) {
+        precondition(scratch.count >= shape.outputCount, "scratch holds \(scratch.count) of \(shape.outputCount) floats")
+        conv2dForward(shape, input: input, weight: weight, bias: bias, output: scratch)
+        axpby(alpha: 1, x: scratch, beta: 1, y: output, count: shape.outputCount)
     }
 
     /// activationForward into `scratch`, then conv2dForward of it.

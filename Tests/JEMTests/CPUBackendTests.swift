@@ -119,6 +119,31 @@ final class CPUBackendTests: XCTestCase {
         }
     }
 
+    /// output += conv(x) + bias (the residual shortcut) against the naive loops on every path: 1x1
+    /// stride 1 (the GEMM adds onto the output), grouped im2col (1x1 stride 2, 3x3 padding 0: added
+    /// as the product is stored), and the Winograd shapes (composed: conv into scratch, then added).
+    func testConvForwardAddingMatchesNaiveLoops() throws {
+        let shapes = [
+            Conv2DShape(batch: 3, inChannels: 16, height: 8, width: 8, outChannels: 12, kernel: 1, stride: 1, padding: 0),
+            Conv2DShape(batch: 9, inChannels: 4, height: 16, width: 16, outChannels: 3, kernel: 1, stride: 2, padding: 0),
+            Conv2DShape(batch: 7, inChannels: 3, height: 7, width: 9, outChannels: 4, kernel: 3, stride: 1, padding: 0),
+            Conv2DShape(batch: 2, inChannels: 8, height: 9, width: 9, outChannels: 6, kernel: 3, stride: 1, padding: 1),
+            Conv2DShape(batch: 2, inChannels: 16, height: 10, width: 10, outChannels: 16, kernel: 3, stride: 2, padding: 1),
+        ]
+        for (index, s) in shapes.enumerated() {
+            let stream = UInt64(10 * index + 700)
+            let x = randomArray(s.inputCount, stream: stream + 1), w = randomArray(s.weightCount, stream: stream + 2)
+            let b = randomArray(s.outChannels, stream: stream + 3), start = randomArray(s.outputCount, stream: stream + 4)
+            for bias in [b, nil] {
+                let out = try buffer(start), scratch = try cpu.makeBuffer(count: s.outputCount)
+                cpu.conv2dForwardAdding(s, input: try buffer(x), weight: try buffer(w), bias: try bias.map(buffer),
+                                        scratch: scratch, output: out)
+                let want = zip(start, naiveConv(s, input: x, weight: w, bias: bias)).map { $0 + $1 }
+                XCTAssertLessThan(maxRelativeError(try cpu.download(out), want), 3e-5, "\(s), bias \(bias != nil)")
+            }
+        }
+    }
+
     /// conv(act(x)) with the activation fused (Winograd pack/unpack of both strides, im2col and the gathering
     /// col2im) against activation + conv as separate ops on the same backend: forward and weight
     /// gradients bit for bit (the convs see the same activated values); the input gradient to

@@ -31,6 +31,13 @@ public struct Conv2D {
         backend.conv2dForward(s, input: input, weight: weight.value, bias: bias.value, output: output)
     }
 
+    /// output += conv(input) + bias; `scratch` (outputCount floats) may be overwritten.
+    func forwardAdding(_ s: Conv2DShape, input: DeviceBuffer, scratch: DeviceBuffer, output: DeviceBuffer,
+                       on backend: any Backend) {
+        backend.conv2dForwardAdding(s, input: input, weight: weight.value, bias: bias.value, scratch: scratch,
+                                    output: output)
+    }
+
     /// Parameter gradients (accumulated) when `parameters`, then the input gradient when asked.
     func backward(_ s: Conv2DShape, input: DeviceBuffer, gradOutput: DeviceBuffer, gradInput: DeviceBuffer?,
                   accumulateInput: Bool, parameters: Bool, on backend: any Backend) {

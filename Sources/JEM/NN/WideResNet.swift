@@ -322,9 +322,10 @@ final class WideBasicBlock {
         backend.conv2dForward(s2, input: hidden, activation: activation, scratch: activated2,
                               weight: conv2.weight.value, bias: conv2.bias.value, output: output)
         if let shortcut, let shortcutOutput {
-            shortcut.forward(shortcut.shape(batch: batch, height: height, width: width), input: x,
-                             output: shortcutOutput, on: backend)
-            backend.axpby(alpha: 1, x: shortcutOutput, beta: 1, y: output, count: outCount)
+            // output += shortcut(x), its own output buffer as scratch (a backend that adds the
+            // product onto the output as it stores it never touches the scratch).
+            shortcut.forwardAdding(shortcut.shape(batch: batch, height: height, width: width), input: x,
+                                   scratch: shortcutOutput, output: output, on: backend)
         } else {
             backend.axpby(alpha: 1, x: x, beta: 1, y: output, count: outCount)
         }

@@ -33,6 +33,19 @@ extension CPUBackend {
                            output: f(output))
     }
 
+    /// The im2col / 1x1 path adds the product onto the output as it stores it (no scratch, no
+    /// second pass); the Winograd shapes use the composed default.
+    public func conv2dForwardAdding(_ s: Conv2DShape, input: DeviceBuffer, weight: DeviceBuffer, bias: DeviceBuffer?,
+                                    scratch: DeviceBuffer, output: DeviceBuffer) {
+        guard !winogradApplies(s, backward: false) && !winogradStride2Applies(s) else {
+            composedConv2dForwardAdding(s, input: input, weight: weight, bias: bias, scratch: scratch, output: output)
+            return
+        }
+        precondition(input.count >= s.inputCount && output.count >= s.outputCount && weight.count >= s.weightCount)
+        convolutionForward(s, input: f(input), leaky: nil, weight: f(weight), bias: bias.map { f($0) },
+                           output: f(output), accumulate: true)
+    }
+
     public func conv2dBackwardData(_ s: Conv2DShape, gradOutput: DeviceBuffer, weight: DeviceBuffer,
                                    gradInput: DeviceBuffer, accumulate: Bool) {
         precondition(gradOutput.count >= s.outputCount && gradInput.count >= s.inputCount
@@ -110,10 +123,11 @@ extension CPUBackend {
 
     // MARK: Implementations
 
-    /// output = conv(leaky ? act(x) : x) + bias.
+    /// output (+)= conv(leaky ? act(x) : x) + bias (`accumulate`: im2col and 1x1 shapes only).
     func convolutionForward(_ s: Conv2DShape, input: UnsafeMutablePointer<Float>, leaky: Float?,
                             weight: UnsafeMutablePointer<Float>, bias: UnsafeMutablePointer<Float>?,
-                            output: UnsafeMutablePointer<Float>) {
+                            output: UnsafeMutablePointer<Float>, accumulate: Bool = false) {
+        precondition(!accumulate || (!winogradApplies(s, backward: false) && !winogradStride2Applies(s)))
         if winogradApplies(s, backward: false) {
             winogradConvolution(s, input: input, leaky: leaky, weight: weight, bias: bias, gate: nil, slope: 0,
                                 output: output, backward: false, accumulate: false)
@@ -145,13 +159,16 @@ extension CPUBackend {
             // One image writes its NCHW output directly; a group goes through [Cout][images*HW].
             let product = count == 1 ? out : scratch[thread].grouped.reserve(s.outChannels * columnsLD)
             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(s.outChannels), Int32(columnsLD),
-                        Int32(s.patchSize), 1, w.value, Int32(s.patchSize), columns, Int32(columnsLD), 0,
-                        product, Int32(columnsLD))
+                        Int32(s.patchSize), 1, w.value, Int32(s.patchSize), columns, Int32(columnsLD),
+                        count == 1 && accumulate ? 1 : 0, product, Int32(columnsLD))
             for j in 0..<count {
                 for c in 0..<s.outChannels {
                     let row = out + (j * s.outChannels + c) * spatial, value = b.value?[c] ?? 0
                     if count == 1 {
                         if b.value != nil { for i in 0..<spatial { row[i] += value } }
+                    } else if accumulate {
+                        let source = product + c * columnsLD + j * spatial
+                        for i in 0..<spatial { row[i] += source[i] + value }
                     } else {
                         let source = product + c * columnsLD + j * spatial
                         for i in 0..<spatial { row[i] = source[i] + value }

@@ -23,6 +23,13 @@ extension ParitySuite {
             }
             try h.check("conv2dForward", output, "\(s)" + (withBias ? ", bias" : ""))
 
+            let sum = try h.pair(h.random(s.outputCount)), scratch = try h.pair(h.random(s.outputCount))
+            h.both { b, p in
+                b.conv2dForwardAdding(s, input: p(input), weight: p(weight), bias: withBias ? p(bias) : nil,
+                                      scratch: p(scratch), output: p(sum))
+            }
+            try h.check("conv2dForwardAdding", sum, "\(s)" + (withBias ? ", bias" : ""))
+
             let gradOutput = try h.pair(h.random(s.outputCount)), gradInput = try h.pair(h.random(s.inputCount))
             h.both { b, p in
                 b.conv2dBackwardData(s, gradOutput: p(gradOutput), weight: p(weight), gradInput: p(gradInput),
