@@ -248,3 +248,71 @@ CLONES void jem_wino2_output_unpack_backward(const float *m, int nb, int k, int 
     if (stream) __builtin_ia32_sfence();
 #endif
 }
+
+/* Weight gradients. Along one axis dw[1] = sum_o dy[o] x[2o] and (dw[0], dw[2]) the correlation
+   of the odd inputs with dy: by the transposition principle the gradient of the forward bilinear
+   form y = q w1 + A^T [(G g) . (B^T e)] is dw1 = sum_i dy_i q_i and dg = G^T [(A dy) . (B^T e)].
+   The input side is the forward transform (jem_wino2_pack_input); the output-gradient side has
+   the same 9 points: dy_0..dy_3 as they are, then A dy = (dy0, dy0+dy1+dy2+dy3, dy0-dy1+dy2-dy3,
+   dy0+2dy1+4dy2+8dy3, dy3); the sum over tiles is 81 GEMMs; then per axis dw1 = P0+P1+P2+P3 and
+   (dw0, dw2) = G^T (P4..P8) = ((P4+P5)/2 + (P6+P7)/6, P5/2 - P6/6 + P7/3 + P8). */
+
+/* The 9 points of one axis of 4 output-gradient values. */
+#define GRAD_AXIS(q, g0, g1, g2, g3) do { \
+    q[0] = (g0); q[1] = (g1); q[2] = (g2); q[3] = (g3); \
+    q[4] = (g0); \
+    q[5] = ((g0) + (g2)) + ((g1) + (g3)); \
+    q[6] = ((g0) + (g2)) - ((g1) + (g3)); \
+    q[7] = ((g0) + 4 * (g2)) + 2 * ((g1) + 4 * (g3)); \
+    q[8] = (g3); } while (0)
+
+/* D[p][t][kp] (p stride pstride, tile t at t*kp) for the tiles of 4x4 outputs of dp, the output
+   gradient packed by jem_wino_pack (one pixel of border: tile (ty, tx) starts at dp[4ty+1][4tx+1]). */
+CLONES void jem_wino2_grad_output(const float *dp, int nb, int th, int tw, int kp, float *d, size_t pstride) {
+    int ph = 4 * th + 2, pw = 4 * tw + 2;
+    for (int n = 0; n < nb; n++) for (int ty = 0; ty < th; ty++) for (int tx = 0; tx < tw; tx++) {
+        size_t t = ((size_t)n * th + ty) * tw + tx;
+        const float *base = dp + (((size_t)n * ph + 4 * ty + 1) * pw + 4 * tx + 1) * kp;
+        for (int k0 = 0; k0 < kp; k0 += 16) {
+            v16 m[9][4];
+            for (int j = 0; j < 4; j++) {
+                v16 q[9];
+                GRAD_AXIS(q, ld(base + ((size_t)0 * pw + j) * kp + k0), ld(base + ((size_t)1 * pw + j) * kp + k0),
+                          ld(base + ((size_t)2 * pw + j) * kp + k0), ld(base + ((size_t)3 * pw + j) * kp + k0));
+                for (int i = 0; i < 9; i++) m[i][j] = q[i];
+            }
+            float *out = d + t * kp + k0;
+            for (int i = 0; i < 9; i++) {
+                v16 q[9];
+                GRAD_AXIS(q, m[i][0], m[i][1], m[i][2], m[i][3]);
+                for (int j = 0; j < 9; j++) st(out + (size_t)(9 * i + j) * pstride, q[j]);
+            }
+        }
+    }
+}
+
+/* The 3 taps of one axis from its 9 points (G^T, and the sum of the even points). */
+#define TAPS_AXIS(t, p) do { \
+    t[0] = 0.5f * ((p)[4] + (p)[5]) + (1.0f / 6) * ((p)[6] + (p)[7]); \
+    t[1] = ((p)[0] + (p)[1]) + ((p)[2] + (p)[3]); \
+    t[2] = 0.5f * (p)[5] - (1.0f / 6) * (p)[6] + (1.0f / 3) * (p)[7] + (p)[8]; } while (0)
+
+/* dw[k][c][3][3] (+)= H P[.][k][c] H^T for P[p][k][c] (p = 9*a + b < 81, ld = cin). */
+CLONES void jem_wino2_filter_grad(const float *prod, int cout, int cin, int accumulate, float *dw) {
+    size_t ps = (size_t)cout * cin;
+    for (size_t e = 0; e < ps; e++) {
+        float r[3][9];
+        for (int b = 0; b < 9; b++) {
+            float p[9], t[3];
+            for (int a = 0; a < 9; a++) p[a] = prod[(size_t)(9 * a + b) * ps + e];
+            TAPS_AXIS(t, p);
+            for (int i = 0; i < 3; i++) r[i][b] = t[i];
+        }
+        float *out = dw + e * 9;
+        for (int i = 0; i < 3; i++) {
+            float t[3];
+            TAPS_AXIS(t, r[i]);
+            for (int j = 0; j < 3; j++) out[3 * i + j] = accumulate ? out[3 * i + j] + t[j] : t[j];
+        }
+    }
+}

@@ -157,6 +157,8 @@ final class CPUBackendTests: XCTestCase {
             Conv2DShape(batch: 3, inChannels: 3, height: 8, width: 8, outChannels: 5, kernel: 3, stride: 1, padding: 1),
             // The stride-2 Winograd (leaky ReLU in its pack, act' in its unpack).
             Conv2DShape(batch: 3, inChannels: 17, height: 15, width: 16, outChannels: 20, kernel: 3, stride: 2, padding: 1),
+            // ... and its weight gradient (16x15 outputs: leaky ReLU in the pack).
+            Conv2DShape(batch: 2, inChannels: 16, height: 32, width: 30, outChannels: 18, kernel: 3, stride: 2, padding: 1),
             Conv2DShape(batch: 2, inChannels: 4, height: 16, width: 16, outChannels: 3, kernel: 1, stride: 2, padding: 0),
             Conv2DShape(batch: 2, inChannels: 4, height: 5, width: 6, outChannels: 3, kernel: 1, stride: 1, padding: 0),
         ]

@@ -100,17 +100,23 @@ final class CPUWinogradTests: XCTestCase {
     /// Weight gradients by F(3x3, 4x4): sums over every tile of every image, so the relative error
     /// is of the same order as the forward's (the transforms are the same size).
     func testFilterGradientMatchesNaiveLoopsAndAccumulates() throws {
-        for (index, s) in Self.shapes.enumerated() {
-            XCTAssertTrue(cpu.winogradFilterGradientApplies(s), "\(s)")
-            let stream = UInt64(10 * index)
+        for s in Self.shapes { XCTAssertTrue(cpu.winogradFilterGradientApplies(s), "\(s)") }
+        try checkFilterGradientMatchesNaiveLoops(Self.shapes, firstStream: 0, label: "winograd filter")
+    }
+
+    /// Weight and bias gradients, plain and accumulating, against the naive loops.
+    func checkFilterGradientMatchesNaiveLoops(_ shapes: [Conv2DShape], firstStream: UInt64, label: String,
+                                              file: StaticString = #filePath, line: UInt = #line) throws {
+        for (index, s) in shapes.enumerated() {
+            let stream = UInt64(10 * index) + firstStream
             let x = randomArray(s.inputCount, stream: stream + 7), dy = randomArray(s.outputCount, stream: stream + 8)
             let expected = naiveConvBackwardFilter(s, input: x, gradOutput: dy)
             let dw = try cpu.makeBuffer(count: s.weightCount), db = try cpu.makeBuffer(count: s.outChannels)
             cpu.conv2dBackwardFilter(s, input: try buffer(x), gradOutput: try buffer(dy), gradWeight: dw, gradBias: db,
                                      accumulate: false)
             let error = maxRelativeError(try cpu.download(dw), expected)
-            if ProcessInfo.processInfo.environment["JEM_PRINT_ERRORS"] != nil { print("winograd filter \(s): \(error)") }
-            XCTAssertLessThan(error, Self.tolerance, "\(s)")
+            if ProcessInfo.processInfo.environment["JEM_PRINT_ERRORS"] != nil { print("\(label) \(s): \(error)") }
+            XCTAssertLessThan(error, Self.tolerance, "\(s)", file: file, line: line)
             var biasSums = [Float](repeating: 0, count: s.outChannels)
             let spatial = s.outHeight * s.outWidth
             for n in 0..<s.batch {
@@ -118,14 +124,14 @@ final class CPUWinogradTests: XCTestCase {
                     for i in 0..<spatial { biasSums[o] += dy[(n * s.outChannels + o) * spatial + i] }
                 }
             }
-            XCTAssertLessThan(maxRelativeError(try cpu.download(db), biasSums), 1e-5, "bias \(s)")
+            XCTAssertLessThan(maxRelativeError(try cpu.download(db), biasSums), 1e-5, "bias \(s)", file: file, line: line)
 
             let start = randomArray(s.weightCount, stream: stream + 9)
             let sum = try buffer(start)
             cpu.conv2dBackwardFilter(s, input: try buffer(x), gradOutput: try buffer(dy), gradWeight: sum, gradBias: nil,
                                      accumulate: true)
             XCTAssertLessThan(maxRelativeError(try cpu.download(sum), zip(start, expected).map { $0 + $1 }),
-                              Self.tolerance, "\(s), accumulate")
+                              Self.tolerance, "\(s), accumulate", file: file, line: line)
         }
     }
 
@@ -164,6 +170,25 @@ final class CPUWinogradTests: XCTestCase {
         try checkForwardMatchesNaiveLoops(Self.strideTwoShapes, firstStream: 500, label: "winograd s2 fwd")
     }
 
+    /// The transposed forward: the same transforms, summed over every tile of every image.
+    func testStrideTwoFilterGradientMatchesNaiveLoopsAndAccumulates() throws {
+        // The Winograd weight gradient serves outputs of 16x16 and more: the model's 64-channel
+        // conv and a wide odd shape here, the rest of the shapes take im2col (checked too).
+        let winograd = Self.strideTwoShapes.filter { cpu.winogradStride2FilterGradientApplies($0) }
+        XCTAssertEqual(winograd.map(\.inChannels), [48, 64])
+        try checkFilterGradientMatchesNaiveLoops(Self.strideTwoShapes, firstStream: 500, label: "winograd s2 filter")
+        // The kernel itself on every shape (partial tiles, channels off the 16-lane blocks, 1x1 input).
+        for (index, s) in Self.strideTwoShapes.enumerated() {
+            let x = randomArray(s.inputCount, stream: UInt64(600 + index)), dy = randomArray(s.outputCount, stream: 7)
+            let bx = try buffer(x) as! CPUBuffer, bdy = try buffer(dy) as! CPUBuffer
+            let dw = try cpu.makeBuffer(count: s.weightCount) as! CPUBuffer
+            cpu.winogradStride2FilterGradient(s, input: bx.floats, leaky: nil, gradOutput: bdy.floats,
+                                              gradWeight: dw.floats, accumulate: false)
+            let error = maxRelativeError(try cpu.download(dw), naiveConvBackwardFilter(s, input: x, gradOutput: dy))
+            XCTAssertLessThan(error, Self.tolerance, "direct \(s)")
+        }
+    }
+
     func testStrideTwoBackwardDataMatchesNaiveLoopsAndAccumulates() throws {
         try checkBackwardDataMatchesNaiveLoops(Self.strideTwoShapes, firstStream: 500, label: "winograd s2 bwd")
     }
@@ -177,8 +202,8 @@ final class CPUWinogradTests: XCTestCase {
             Conv2DShape(batch: 3, inChannels: 3, height: 32, width: 32, outChannels: 16, kernel: 3, stride: 1, padding: 1),
             // 2 MB of output: written with streaming stores.
             Conv2DShape(batch: 8, inChannels: 32, height: 32, width: 32, outChannels: 64, kernel: 3, stride: 1, padding: 1),
-            // The stride-2 Winograd (forward and backward-data; weight gradients stay on im2col),
-            // the first with 2 MB of input gradient (streaming stores).
+            // The stride-2 Winograd (forward, backward-data and weight gradients), the first with
+            // 2 MB of input gradient (streaming stores).
             Conv2DShape(batch: 8, inChannels: 64, height: 32, width: 32, outChannels: 64, kernel: 3, stride: 2, padding: 1),
             Conv2DShape(batch: 3, inChannels: 128, height: 16, width: 16, outChannels: 128, kernel: 3, stride: 2,
                         padding: 1),

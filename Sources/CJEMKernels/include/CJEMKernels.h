@@ -76,6 +76,14 @@ void jem_wino2_output_unpack_backward(const float *m, int nb, int k, int h, int 
                                       size_t tstride, size_t pstride, const float *gate, float slope, int accumulate,
                                       int stream, float *band, float *dx);
 
+/* Weight gradients of the stride-2 convs (winograd_stride2.c), the transposed forward:
+     jem_wino2_pack_input                   X[p][t][cp] from the input, tiles of 4x4 outputs
+     jem_wino_pack + jem_wino2_grad_output  D[p][t][kp]: per axis dy as it is and A~ dy
+     (the caller)                           P[p][k][c] = sum over t of D[p][t][k] X[p][t][c] (81 GEMMs)
+     jem_wino2_filter_grad                  dw[k][c][3][3] (+)= H P H^T (H: 3 x 9) */
+void jem_wino2_grad_output(const float *dp, int nb, int th, int tw, int kp, float *d, size_t pstride);
+void jem_wino2_filter_grad(const float *prod, int cout, int cin, int accumulate, float *dw);
+
 /* Pointwise loops (pointwise.c); the caller splits the range over its threads. Calls of at least
    2^18 elements write their outputs with non-temporal stores (see pointwise.c). */
 void jem_leaky_relu_forward(const float *x, float *y, size_t n, float slope);

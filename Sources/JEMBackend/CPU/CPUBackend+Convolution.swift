@@ -6,9 +6,9 @@ import JEMSupport
 /// The CPU backend's convolutions.
 ///
 /// 3x3, stride-1, padding-1 convs with at least 4 input channels run through Winograd
-/// (`CPUWinograd.swift`); the forward and backward-data of 3x3, stride-2, padding-1 convs with at
-/// least 16 channels through its stride-2 variant (`CPUWinogradStride2.swift`). Every other
-/// shape (and stride-2 weight gradients) goes through im2col + GEMM, the images split over the
+/// (`CPUWinograd.swift`); 3x3, stride-2, padding-1 convs with at least 16 channels through its
+/// stride-2 variant (`CPUWinogradStride2.swift`; weight gradients there only for outputs of 16x16
+/// and more). Every other shape goes through im2col + GEMM, the images split over the
 /// cores (forward and backward-data: blocks of images handed out dynamically, `parallelBlocks`;
 /// weight gradients: one static range per thread): each thread lays out its images' patches
 /// (im2col, [C*k*k][images*OH*OW], small enough to stay in cache), and one single-threaded
@@ -232,6 +232,11 @@ extension CPUBackend {
         if winogradFilterGradientApplies(s) {
             winogradFilterGradient(s, input: input, leaky: leaky, gradOutput: gradOutput, gradWeight: gradWeight,
                                    accumulate: accumulate)
+            return
+        }
+        if winogradStride2FilterGradientApplies(s) {
+            winogradStride2FilterGradient(s, input: input, leaky: leaky, gradOutput: gradOutput,
+                                          gradWeight: gradWeight, accumulate: accumulate)
             return
         }
         let spatial = s.outHeight * s.outWidth, imageIn = s.inChannels * s.height * s.width
