@@ -75,7 +75,8 @@ enum JEMMemory {
         line("total allocated by the code", total)
         line("  of which makeBuffer buffers resident after the iterations", resident)
         print("  (the rest of the makeBuffer bytes were never written: the WideResNet's act(x) and d act(x)")
-        print("   buffers, which a backend that fuses the activations into the convolutions never touches)")
+        print("   buffers, which a backend that fuses the activations into the convolutions never touches, and")
+        print("   the shortcut outputs, which one that adds the shortcut onto the block output never needs)")
         let scratch = backend.scratchBytes.reduce(0) { $0 + $1.bytes }
         line("peak resident memory of this process (VmHWM)", peak)
         line("  of which runtime, libraries, OpenBLAS, heap (the rest)", peak - resident - scratch)
