@@ -111,48 +111,80 @@ extension CPUBackend {
     func winogradFilterGradient(_ s: Conv2DShape, input: UnsafeMutablePointer<Float>, leaky: Float?,
                                 gradOutput: UnsafeMutablePointer<Float>, gradWeight: UnsafeMutablePointer<Float>,
                                 accumulate: Bool) {
-        let lanes = Self.winogradLanes
-        let cin = s.inChannels, cout = s.outChannels
-        let cp = (cin + lanes - 1) / lanes * lanes, kp = (cout + lanes - 1) / lanes * lanes
-        let h = s.height, w = s.width, th = (h + 3) / 4, tw = (w + 3) / 4, tilesPerImage = th * tw
+        let th = (s.height + 3) / 4, tw = (s.width + 3) / 4
+        let cp = Self.lanesPadded(s.inChannels)
+        winogradFilterGradientSums(s, points: 36, tileRows: th, tileColumns: tw, inputBand: 6 * (4 * tw + 2) * cp,
+                                   input: input, gradOutput: gradOutput,
+                                   transformInput: { x, nb, band, tiles, pstride in
+            jem_wino_pack_input(x, Int32(nb), Int32(s.inChannels), Int32(s.height), Int32(s.width), Int32(cp),
+                                Int32(th), Int32(tw), leaky == nil ? 0 : 1, leaky ?? 0, band, tiles, cp, pstride)
+        }, transformGradient: { packed, nb, tiles, pstride in
+            jem_wino_grad_input(packed, Int32(nb), Int32(th), Int32(tw), Int32(Self.lanesPadded(s.outChannels)), tiles,
+                                pstride)
+        })
+        jem_wino_filter_grad(threadScratch[0].weightGradient.reserve(36 * s.weightCount / 9), Int32(s.outChannels),
+                             Int32(s.inChannels), accumulate ? 1 : 0, gradWeight)
+    }
+
+    /// Channel count rounded up to the transforms' 16-lane blocks.
+    static func lanesPadded(_ channels: Int) -> Int { (channels + winogradLanes - 1) / winogradLanes * winogradLanes }
+
+    /// The weight-gradient pipeline both Winograd paths share: the transform-domain sums
+    /// P[p][k][c] = sum over tiles t of D[p][t][k] X[p][t][c] (`points` GEMMs [Cout][tiles] x
+    /// [tiles][Cin]) over the tiles of 4x4 outputs (tileRows x tileColumns per image), into
+    /// threadScratch[0].weightGradient (points * Cout * Cin floats). `transformInput(x, images,
+    /// band, X, point stride)` writes X point-major from the input; `transformGradient(packed,
+    /// images, D, point stride)` writes D from the output gradient as jem_wino_pack lays it out
+    /// (one pixel of border). Each thread sums its images' tiles in chunks of about 64 tiles; the
+    /// threads' sums are added in thread order (a fixed partition, as in the im2col path).
+    func winogradFilterGradientSums(_ s: Conv2DShape, points: Int, tileRows th: Int, tileColumns tw: Int,
+                                    inputBand: Int, input: UnsafeMutablePointer<Float>,
+                                    gradOutput: UnsafeMutablePointer<Float>,
+                                    transformInput: (UnsafeMutablePointer<Float>, Int, UnsafeMutablePointer<Float>,
+                                                     UnsafeMutablePointer<Float>, Int) -> Void,
+                                    transformGradient: (UnsafeMutablePointer<Float>, Int, UnsafeMutablePointer<Float>,
+                                                        Int) -> Void) {
+        let cin = s.inChannels, cout = s.outChannels, cp = Self.lanesPadded(cin), kp = Self.lanesPadded(cout)
+        let oh = s.outHeight, ow = s.outWidth, tilesPerImage = th * tw
         let chunk = max(1, (64 + tilesPerImage - 1) / tilesPerImage)
-        let productCount = 36 * cout * cin
+        let productCount = points * cout * cin
         let x = UnsafeSendable(input), dy = UnsafeSendable(gradOutput)
+        let inputStep = cin * s.height * s.width
         let scratch = threadScratch
-        let used = parallelImages(s.batch) { thread, images in
-            let space = scratch[thread]
-            let most = min(chunk, images.count), tilesMost = most * tilesPerImage
-            let border = (4 * th + 2) * (4 * tw + 2)
-            let inputBand = space.packed.reserve(6 * (4 * tw + 2) * cp)
-            let packedGradient = space.unpacked.reserve(most * border * kp)
-            let inputTiles = space.transformed.reserve(36 * (tilesMost * cp + Self.winogradSkew))
-            let gradientTiles = space.products.reserve(36 * (tilesMost * kp + Self.winogradSkew))
-            let sums = space.weightGradient.reserve(productCount)
-            var first = images.lowerBound
-            while first < images.upperBound {
-                let nb = min(chunk, images.upperBound - first), tiles = nb * tilesPerImage
-                let inStride = tiles * cp + Self.winogradSkew, outStride = tiles * kp + Self.winogradSkew
-                jem_wino_pack_input(x.value + first * cin * h * w, Int32(nb), Int32(cin), Int32(h), Int32(w),
-                                    Int32(cp), Int32(th), Int32(tw), leaky == nil ? 0 : 1, leaky ?? 0, inputBand,
-                                    inputTiles, cp, inStride)
-                jem_wino_pack(dy.value + first * cout * h * w, Int32(nb), Int32(cout), Int32(h), Int32(w), Int32(kp),
-                              Int32(th), Int32(tw), 0, 0, packedGradient)
-                jem_wino_grad_input(packedGradient, Int32(nb), Int32(th), Int32(tw), Int32(kp), gradientTiles,
-                                    outStride)
-                let beta: Float = first == images.lowerBound ? 0 : 1
-                for p in 0..<36 {
-                    // P[p][k][c] (+)= sum over t of D[p][t][k] X[p][t][c]
-                    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, Int32(cout), Int32(cin), Int32(tiles), 1,
-                                gradientTiles + p * outStride, Int32(kp), inputTiles + p * inStride, Int32(cp),
-                                beta, sums + p * cout * cin, Int32(cin))
+        let used = withoutActuallyEscaping(transformInput) { transformInput in
+            withoutActuallyEscaping(transformGradient) { transformGradient in
+                let toInput = UnsafeSendable(transformInput), toGradient = UnsafeSendable(transformGradient)
+                return parallelImages(s.batch) { thread, images in
+                    let space = scratch[thread]
+                    let most = min(chunk, images.count), tilesMost = most * tilesPerImage
+                    let band = space.packed.reserve(inputBand)
+                    let packedGradient = space.unpacked.reserve(most * (4 * th + 2) * (4 * tw + 2) * kp)
+                    let inputTiles = space.transformed.reserve(points * (tilesMost * cp + Self.winogradSkew))
+                    let gradientTiles = space.products.reserve(points * (tilesMost * kp + Self.winogradSkew))
+                    let sums = space.weightGradient.reserve(productCount)
+                    var first = images.lowerBound
+                    while first < images.upperBound {
+                        let nb = min(chunk, images.upperBound - first), tiles = nb * tilesPerImage
+                        let inStride = tiles * cp + Self.winogradSkew, outStride = tiles * kp + Self.winogradSkew
+                        toInput.value(x.value + first * inputStep, nb, band, inputTiles, inStride)
+                        jem_wino_pack(dy.value + first * cout * oh * ow, Int32(nb), Int32(cout), Int32(oh), Int32(ow),
+                                      Int32(kp), Int32(th), Int32(tw), 0, 0, packedGradient)
+                        toGradient.value(packedGradient, nb, gradientTiles, outStride)
+                        let beta: Float = first == images.lowerBound ? 0 : 1
+                        for p in 0..<points {
+                            // P[p][k][c] (+)= sum over t of D[p][t][k] X[p][t][c]
+                            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, Int32(cout), Int32(cin), Int32(tiles),
+                                        1, gradientTiles + p * outStride, Int32(kp), inputTiles + p * inStride,
+                                        Int32(cp), beta, sums + p * cout * cin, Int32(cin))
+                        }
+                        first += nb
+                    }
                 }
-                first += nb
             }
         }
         let total = threadScratch[0].weightGradient.reserve(productCount)
         for t in 1..<max(used, 1) {
             jem_axpby(1, threadScratch[t].weightGradient.reserve(productCount), 1, total, productCount)
         }
-        jem_wino_filter_grad(total, Int32(cout), Int32(cin), accumulate ? 1 : 0, gradWeight)
     }
 }

@@ -107,54 +107,23 @@ extension CPUBackend {
     }
 
     /// gradWeight (+)= the weight gradient of the stride-2 conv `s` (of the leaky-ReLU-activated
-    /// input when `leaky` is given), see winograd_stride2.c: per thread, the tiles of its images
-    /// (static split) in chunks of about 64 tiles give P[p] (+)= D[p]^T X[p] for the 81 points; the
-    /// threads' sums are added in thread order, then turned into taps once.
+    /// input when `leaky` is given), see winograd_stride2.c: the 81 transform-domain sums over the
+    /// tiles of 4x4 outputs (`winogradFilterGradientSums`), then turned into taps once.
     func winogradStride2FilterGradient(_ s: Conv2DShape, input: UnsafeMutablePointer<Float>, leaky: Float?,
                                        gradOutput: UnsafeMutablePointer<Float>,
                                        gradWeight: UnsafeMutablePointer<Float>, accumulate: Bool) {
-        let lanes = Self.winogradLanes
-        let cin = s.inChannels, cout = s.outChannels
-        let cp = (cin + lanes - 1) / lanes * lanes, kp = (cout + lanes - 1) / lanes * lanes
-        let h = s.height, w = s.width, oh = s.outHeight, ow = s.outWidth
-        let th = (oh + 3) / 4, tw = (ow + 3) / 4, tilesPerImage = th * tw
-        let chunk = max(1, (64 + tilesPerImage - 1) / tilesPerImage)
-        let productCount = 81 * cout * cin
-        let x = UnsafeSendable(input), dy = UnsafeSendable(gradOutput)
-        let scratch = threadScratch
-        let used = parallelImages(s.batch) { thread, images in
-            let space = scratch[thread]
-            let most = min(chunk, images.count), tilesMost = most * tilesPerImage
-            let inputBand = space.packed.reserve(9 * (8 * tw + 1) * cp)
-            let packedGradient = space.unpacked.reserve(most * (4 * th + 2) * (4 * tw + 2) * kp)
-            let inputTiles = space.transformed.reserve(81 * (tilesMost * cp + Self.winogradSkew))
-            let gradientTiles = space.products.reserve(81 * (tilesMost * kp + Self.winogradSkew))
-            let sums = space.weightGradient.reserve(productCount)
-            var first = images.lowerBound
-            while first < images.upperBound {
-                let nb = min(chunk, images.upperBound - first), tiles = nb * tilesPerImage
-                let inStride = tiles * cp + Self.winogradSkew, outStride = tiles * kp + Self.winogradSkew
-                jem_wino2_pack_input(x.value + first * cin * h * w, Int32(nb), Int32(cin), Int32(h), Int32(w),
-                                     Int32(cp), Int32(th), Int32(tw), leaky == nil ? 0 : 1, leaky ?? 0, inputBand,
-                                     inputTiles, cp, inStride)
-                jem_wino_pack(dy.value + first * cout * oh * ow, Int32(nb), Int32(cout), Int32(oh), Int32(ow), Int32(kp),
-                              Int32(th), Int32(tw), 0, 0, packedGradient)
-                jem_wino2_grad_output(packedGradient, Int32(nb), Int32(th), Int32(tw), Int32(kp), gradientTiles,
-                                      outStride)
-                let beta: Float = first == images.lowerBound ? 0 : 1
-                for p in 0..<81 {
-                    // P[p][k][c] (+)= sum over t of D[p][t][k] X[p][t][c]
-                    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, Int32(cout), Int32(cin), Int32(tiles), 1,
-                                gradientTiles + p * outStride, Int32(kp), inputTiles + p * inStride, Int32(cp),
-                                beta, sums + p * cout * cin, Int32(cin))
-                }
-                first += nb
-            }
-        }
-        let total = threadScratch[0].weightGradient.reserve(productCount)
-        for t in 1..<max(used, 1) {
-            jem_axpby(1, threadScratch[t].weightGradient.reserve(productCount), 1, total, productCount)
-        }
-        jem_wino2_filter_grad(total, Int32(cout), Int32(cin), accumulate ? 1 : 0, gradWeight)
+        let th = (s.outHeight + 3) / 4, tw = (s.outWidth + 3) / 4
+        let cp = Self.lanesPadded(s.inChannels)
+        winogradFilterGradientSums(s, points: 81, tileRows: th, tileColumns: tw, inputBand: 9 * (8 * tw + 1) * cp,
+                                   input: input, gradOutput: gradOutput,
+                                   transformInput: { x, nb, band, tiles, pstride in
+            jem_wino2_pack_input(x, Int32(nb), Int32(s.inChannels), Int32(s.height), Int32(s.width), Int32(cp),
+                                 Int32(th), Int32(tw), leaky == nil ? 0 : 1, leaky ?? 0, band, tiles, cp, pstride)
+        }, transformGradient: { packed, nb, tiles, pstride in
+            jem_wino2_grad_output(packed, Int32(nb), Int32(th), Int32(tw), Int32(Self.lanesPadded(s.outChannels)),
+                                  tiles, pstride)
+        })
+        jem_wino2_filter_grad(threadScratch[0].weightGradient.reserve(81 * s.outChannels * s.inChannels),
+                              Int32(s.outChannels), Int32(s.inChannels), accumulate ? 1 : 0, gradWeight)
     }
 }
