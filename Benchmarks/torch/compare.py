@@ -126,6 +126,9 @@ def main():
     medians = {k: statistics.median(r[k] for r in rounds) for k in ("ratio", "sgld_step_ratio", "memory_ratio")}
     cpu_ratios = [r["cpu_ratio"] for r in rounds if r["cpu_ratio"]]
     medians["cpu_ratio"] = statistics.median(cpu_ratios) if cpu_ratios else None
+    # Each round's own ceiling: effective GFLOP/s of the JEM iteration over that run's GEMM speed.
+    fractions = [r["ours_jem_fraction_of_gemm_ceiling"] for r in rounds if r["ours_jem_fraction_of_gemm_ceiling"]]
+    median_fraction = statistics.median(fractions) if fractions else None
     gflop = torch_meta["gflop"]
     result = {
         "workload": "one official JEM iteration, wrn-10-2, batch 64, 3x32x32, 20 SGLD steps, 2 threads",
@@ -135,6 +138,7 @@ def main():
         "median_round_ratio_sgld_step": medians["sgld_step_ratio"],
         "median_round_ratio_peak_rss": medians["memory_ratio"],
         "median_round_ratio_jem_iteration_process_cpu": medians["cpu_ratio"],
+        "median_round_fraction_of_gemm_ceiling": median_fraction,
         "sgld_step": {"jem_gpu_cpu": summary(ours_step), "pytorch": summary(torch_step)},
         "ours_allocations": allocations, "gemm_ceiling_gflops": ceilings,
         "rounds": rounds, "loadavg_1min": load,
@@ -152,6 +156,9 @@ def main():
             continue
         print(f"ratio ours / PyTorch, {label:34s} median {medians[key]:.2f}  (rounds: "
               f"{', '.join(f'{r[key]:.2f}' for r in rounds if r[key])})")
+    if median_fraction is not None:
+        print(f"ours, effective GFLOP/s / the round's GEMM ceiling   median {100 * median_fraction:.0f}%  (rounds: "
+              f"{', '.join(f'{100 * f:.0f}%' for f in fractions)})")
     print(f"1-minute load average during the runs: {', '.join(f'{x:.1f}' for x in load)} on {os.cpu_count()} CPUs")
     print(json.dumps({k: result[k] for k in ("ratio_ours_over_pytorch", "median_round_ratio_jem_iteration",
                                              "median_round_ratio_sgld_step", "median_round_ratio_peak_rss",

@@ -164,17 +164,16 @@ CLONES void jem_wino_output(const float *m, int nb, int th, int tw, int kp, size
 /* y[n][k][oy][ox] (+)= yp[n][oy][ox][k] (+ bias[k]), through 16x16 register transposes; with a
    gate (same layout as y), each value is first multiplied by the leaky ReLU's derivative at the
    gate (gate > 0 ? 1 : slope, as jem_leaky_relu_backward). With
-   `stream` (and not accumulating), blocks of 16 pixels that start on a 64-byte boundary are
-   written with non-temporal stores (the caller asks for it when the output is too big to stay in
-   cache), then a store fence. */
+   `stream`, blocks of 16 pixels that start on a 64-byte boundary are written with non-temporal
+   stores (the caller asks for it when the output is too big to stay in cache), then a store fence. */
 CLONES void jem_wino_unpack(const float *yp, int nb, int k, int h, int w, int kp, int th, int tw, const float *bias,
                             const float *gate, float slope, int accumulate, int stream, float *y) {
     int ow = 4 * tw, oh = 4 * th;
     size_t plane = (size_t)h * w;
-    stream = stream && !accumulate;
     for (int n = 0; n < nb; n++)
         unpack_rows(yp + (size_t)n * oh * ow * kp, (size_t)ow * kp, h, k, plane, w, kp, bias,
-                    gate ? gate + (size_t)n * k * plane : 0, slope, accumulate, stream, y + (size_t)n * k * plane);
+                    gate ? gate + (size_t)n * k * plane : 0, slope, accumulate ? y + (size_t)n * k * plane : 0, stream,
+                    y + (size_t)n * k * plane);
 #if defined(__x86_64__)
     if (stream) __builtin_ia32_sfence();
 #endif
@@ -184,17 +183,16 @@ CLONES void jem_wino_unpack(const float *yp, int nb, int k, int h, int w, int kp
    rows go to `band` (4 * 4*tw * kp floats) and from there straight to y. The same float
    operations as the two calls. */
 CLONES void jem_wino_output_unpack(const float *m, int nb, int k, int h, int w, int kp, int th, int tw,
-                                   size_t tstride, size_t pstride, const float *bias, const float *gate, float slope, int accumulate,
-                                   int stream, float *band, float *y) {
+                                   size_t tstride, size_t pstride, const float *bias, const float *gate, float slope,
+                                   const float *addend, int stream, float *band, float *y) {
     int ow = 4 * tw;
     size_t plane = (size_t)h * w, rowstride = (size_t)ow * kp;
-    stream = stream && !accumulate;
     for (int n = 0; n < nb; n++) for (int ty = 0; ty < th; ty++) {
         int rows = h - 4 * ty < 4 ? h - 4 * ty : 4;
         output_tiles(m + ((size_t)n * th + ty) * tw * tstride, tw, kp, tstride, pstride, band, rowstride);
         size_t offset = (size_t)n * k * plane + (size_t)4 * ty * w;
-        unpack_rows(band, rowstride, rows, k, plane, w, kp, bias, gate ? gate + offset : 0, slope, accumulate, stream,
-                    y + offset);
+        unpack_rows(band, rowstride, rows, k, plane, w, kp, bias, gate ? gate + offset : 0, slope,
+                    addend ? addend + offset : 0, stream, y + offset);
     }
 #if defined(__x86_64__)
     if (stream) __builtin_ia32_sfence();

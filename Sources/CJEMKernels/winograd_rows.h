@@ -40,40 +40,44 @@ INLINE void pack_row(const float *s, int c, size_t plane, int w, int pw, int cp,
     }
 }
 
-/* `rows` output rows of one image: y[k][oy][ox] (+)= s[oy][ox][k] (+ bias[k]) (s rows srow floats
-   apart, y and gate rows w floats apart, channels plane floats apart), see jem_wino_unpack. */
+/* `rows` output rows of one image: y[k][oy][ox] = s[oy][ox][k] (+ bias[k]) (+ addend[k][oy][ox])
+   (s rows srow floats apart; y, gate and addend rows w floats apart, channels plane floats apart;
+   addend NULL: nothing, y: accumulate), see jem_wino_unpack. */
 INLINE void unpack_rows(const float *src, size_t srow, int rows, int k, size_t plane, int w, int kp,
-                        const float *bias, const float *gate, float slope, int accumulate, int stream, float *y) {
+                        const float *bias, const float *gate, float slope, const float *addend, int stream,
+                        float *y) {
     int full = w / 16 * 16;
     for (int oy = 0; oy < rows; oy++) {
         const float *s = src + (size_t)oy * srow;
         float *d = y + (size_t)oy * w;
         const float *gd = gate ? gate + (size_t)oy * w : 0;
+        const float *ad = addend ? addend + (size_t)oy * w : 0;
         for (int c0 = 0; c0 < k; c0 += 16) {
             int lanes = k - c0 < 16 ? k - c0 : 16;
             for (int x0 = 0; x0 < full; x0 += 16) {
                 v16 r[16];
                 for (int j = 0; j < 16; j++) r[j] = ld(s + (size_t)(x0 + j) * kp + c0);
                 TRANSPOSE16(r);
-                /* As in pack_row: the next row's gate and accumulated pixels, 16 planes apart. */
+                /* As in pack_row: the next row's gate and added pixels, 16 planes apart. */
                 if (gd) for (int i = 0; i < lanes; i++) __builtin_prefetch(gd + (size_t)(c0 + i) * plane + x0 + w, 0, 3);
-                if (accumulate) for (int i = 0; i < lanes; i++) __builtin_prefetch(d + (size_t)(c0 + i) * plane + x0 + w, 1, 3);
+                if (ad) for (int i = 0; i < lanes; i++) __builtin_prefetch(ad + (size_t)(c0 + i) * plane + x0 + w, 0, 3);
                 for (int i = 0; i < lanes; i++) {
                     float *o = d + (size_t)(c0 + i) * plane + x0;
                     v16 v = r[i] + (bias ? bias[c0 + i] : 0.0f);
                     if (gd) v = LEAKY_GRAD(ld(gd + (size_t)(c0 + i) * plane + x0), v, slope);
-                    if (accumulate) st(o, ld(o) + v);
-                    else if (stream && ((size_t)o & 63) == 0) __builtin_nontemporal_store((v16a)v, (v16a *)o);
+                    if (ad) v = ld(ad + (size_t)(c0 + i) * plane + x0) + v;
+                    if (stream && ((size_t)o & 63) == 0) __builtin_nontemporal_store((v16a)v, (v16a *)o);
                     else st(o, v);
                 }
             }
             for (int i = 0; i < lanes; i++) {
                 float b = bias ? bias[c0 + i] : 0;
                 float *o = d + (size_t)(c0 + i) * plane;
+                const float *a = ad ? ad + (size_t)(c0 + i) * plane : 0;
                 for (int ox = full; ox < w; ox++) {
                     float v = s[(size_t)ox * kp + c0 + i] + b;
                     if (gd) v = v * (gd[(size_t)(c0 + i) * plane + ox] > 0 ? 1.0f : slope);
-                    o[ox] = accumulate ? o[ox] + v : v;
+                    o[ox] = a ? a[ox] + v : v;
                 }
             }
         }

@@ -172,11 +172,11 @@ CLONES void jem_wino2_pack_input_backward(const float *dy, int nb, int c, int oh
     o[2] = a_ + 4 * q[7]; \
     o[3] = b_ + 8 * q[7] + q[8]; } while (0)
 
-/* Forward: M (tile tx of a tile row at m + tx*tstride, point p at p*pstride) -> y (+ bias),
+/* Forward: M (tile tx of a tile row at m + tx*tstride, point p at p*pstride) -> y (+ bias) (+ addend),
    4 output rows per tile row through `band` (4 * 4*tw * kp floats), as jem_wino_output_unpack. */
 CLONES void jem_wino2_output_unpack(const float *m, int nb, int k, int oh, int ow, int kp, int th, int tw,
-                                    size_t tstride, size_t pstride, const float *bias, int stream, float *band,
-                                    float *y) {
+                                    size_t tstride, size_t pstride, const float *bias, const float *addend,
+                                    int stream, float *band, float *y) {
     size_t plane = (size_t)oh * ow, rowstride = (size_t)4 * tw * kp;
     for (int n = 0; n < nb; n++) for (int ty = 0; ty < th; ty++) {
         const float *mrow = m + ((size_t)n * th + ty) * tw * tstride;
@@ -201,20 +201,20 @@ CLONES void jem_wino2_output_unpack(const float *m, int nb, int k, int oh, int o
         }
         int rows = oh - 4 * ty < 4 ? oh - 4 * ty : 4;
         size_t offset = (size_t)n * k * plane + (size_t)4 * ty * ow;
-        unpack_rows(band, rowstride, rows, k, plane, ow, kp, bias, 0, 0, 0, stream, y + offset);
+        unpack_rows(band, rowstride, rows, k, plane, ow, kp, bias, 0, 0, addend ? addend + offset : 0, stream,
+                    y + offset);
     }
 #if defined(__x86_64__)
     if (stream) __builtin_ia32_sfence();
 #endif
 }
 
-/* Backward data: M -> dx (+)= the 8x8 input-gradient pixels of every tile, times the leaky
-   ReLU's derivative at gate when given, 8 rows per tile row through `band` (8 * 8*tw * kp floats). */
+/* Backward data: M -> dx = the 8x8 input-gradient pixels of every tile, times the leaky
+   ReLU's derivative at gate when given, (+ addend), 8 rows per tile row through `band` (8 * 8*tw * kp floats). */
 CLONES void jem_wino2_output_unpack_backward(const float *m, int nb, int k, int h, int w, int kp, int th, int tw,
                                              size_t tstride, size_t pstride, const float *gate, float slope,
-                                             int accumulate, int stream, float *band, float *dx) {
+                                             const float *addend, int stream, float *band, float *dx) {
     size_t plane = (size_t)h * w, rowstride = (size_t)8 * tw * kp;
-    stream = stream && !accumulate;
     for (int n = 0; n < nb; n++) for (int ty = 0; ty < th; ty++) {
         const float *mrow = m + ((size_t)n * th + ty) * tw * tstride;
         for (int tx = 0; tx < tw; tx++) {
@@ -241,8 +241,8 @@ CLONES void jem_wino2_output_unpack_backward(const float *m, int nb, int k, int 
         }
         int rows = h - 8 * ty < 8 ? h - 8 * ty : 8;
         size_t offset = (size_t)n * k * plane + (size_t)8 * ty * w;
-        unpack_rows(band, rowstride, rows, k, plane, w, kp, 0, gate ? gate + offset : 0, slope, accumulate, stream,
-                    dx + offset);
+        unpack_rows(band, rowstride, rows, k, plane, w, kp, 0, gate ? gate + offset : 0, slope,
+                    addend ? addend + offset : 0, stream, dx + offset);
     }
 #if defined(__x86_64__)
     if (stream) __builtin_ia32_sfence();

@@ -90,6 +90,32 @@ public protocol Backend: AnyObject {
                               scratch: DeviceBuffer, gradOutput: DeviceBuffer, gradWeight: DeviceBuffer,
                               gradBias: DeviceBuffer?, accumulate: Bool)
 
+    // MARK: Convolution plus a residual block's 1x1 projection shortcut
+    //
+    // A pre-activation block with a projection shortcut adds a 1x1 conv of its raw input x onto
+    // its last conv, and in backward the shortcut's input gradient onto its first conv's. The
+    // defaults run the two convs one after the other (`composedConv2d*AddingProjection`); a
+    // backend may instead add the shortcut while the conv's output is still in cache (the CPU
+    // backend does, image by image).
+
+    /// output = conv(activation(input), weight) + bias + projection(projectionInput) + projectionBias:
+    /// `shape` is the block's last conv, `projection` its shortcut (1x1, the same batch and output
+    /// size). `scratch` (shape.inputCount floats) and `projectionScratch` (projection.outputCount)
+    /// may be overwritten.
+    func conv2dForwardAddingProjection(_ shape: Conv2DShape, input: DeviceBuffer, activation: Activation,
+                                       scratch: DeviceBuffer, weight: DeviceBuffer, bias: DeviceBuffer?,
+                                       projection: Conv2DShape, projectionInput: DeviceBuffer,
+                                       projectionWeight: DeviceBuffer, projectionBias: DeviceBuffer?,
+                                       projectionScratch: DeviceBuffer, output: DeviceBuffer)
+    /// gradInput = projection^T(projectionGradOutput) + activation'(input) * conv^T(gradOutput), the
+    /// input gradient of a block whose first conv is `shape` (stride 1, of the activated block input
+    /// `input`) and whose shortcut is `projection` (1x1, from the same input). Overwrites gradInput;
+    /// `scratch` (shape.inputCount floats) may be overwritten.
+    func conv2dBackwardDataAddingProjection(_ shape: Conv2DShape, gradOutput: DeviceBuffer, weight: DeviceBuffer,
+                                            input: DeviceBuffer, activation: Activation, scratch: DeviceBuffer,
+                                            projection: Conv2DShape, projectionGradOutput: DeviceBuffer,
+                                            projectionWeight: DeviceBuffer, gradInput: DeviceBuffer)
+
     // MARK: Pointwise
 
     /// y = activation(x) over `count` elements.
@@ -278,6 +304,20 @@ public struct Conv2DShape: Sendable, Equatable, CustomStringConvertible {
     /// A 1x1, stride-1, unpadded conv is a plain GEMM: no im2col needed.
     public var isPointwise: Bool { kernel == 1 && stride == 1 && padding == 0 }
 
+    /// Whether this is a 1x1 unpadded conv (a residual shortcut) whose output has the layout of
+    /// `conv`'s output.
+    public func isProjection(addingOntoOutputOf conv: Conv2DShape) -> Bool {
+        kernel == 1 && padding == 0 && batch == conv.batch && outChannels == conv.outChannels
+            && outHeight == conv.outHeight && outWidth == conv.outWidth
+    }
+
+    /// Whether this is a 1x1 unpadded conv (a residual shortcut) that reads an input of the layout
+    /// of `conv`'s input.
+    public func isProjection(sharingInputOf conv: Conv2DShape) -> Bool {
+        kernel == 1 && padding == 0 && batch == conv.batch && inChannels == conv.inChannels
+            && height == conv.height && width == conv.width
+    }
+
     public var description: String {
         "\(batch)x\(inChannels)x\(height)x\(width) -> \(outChannels) k\(kernel) s\(stride) p\(padding)"
     }
@@ -433,6 +473,61 @@ extension Backend {
         activationForward(activation, x: input, y: scratch, count: shape.inputCount)
         conv2dBackwardFilter(shape, input: scratch, gradOutput: gradOutput, gradWeight: gradWeight, gradBias: gradBias,
                              accumulate: accumulate)
+    }
+}
+
+/// A residual block's projection shortcut run as its own convolution: the default of every
+/// backend that does not fuse it (the OpenCL backend), and the CPU backend's fallback.
+extension Backend {
+    public func conv2dForwardAddingProjection(_ shape: Conv2DShape, input: DeviceBuffer, activation: Activation,
+                                              scratch: DeviceBuffer, weight: DeviceBuffer, bias: DeviceBuffer?,
+                                              projection: Conv2DShape, projectionInput: DeviceBuffer,
+                                              projectionWeight: DeviceBuffer, projectionBias: DeviceBuffer?,
+                                              projectionScratch: DeviceBuffer, output: DeviceBuffer) {
+        composedConv2dForwardAddingProjection(shape, input: input, activation: activation, scratch: scratch,
+                                              weight: weight, bias: bias, projection: projection,
+                                              projectionInput: projectionInput, projectionWeight: projectionWeight,
+                                              projectionBias: projectionBias, projectionScratch: projectionScratch,
+                                              output: output)
+    }
+
+    public func conv2dBackwardDataAddingProjection(_ shape: Conv2DShape, gradOutput: DeviceBuffer,
+                                                   weight: DeviceBuffer, input: DeviceBuffer, activation: Activation,
+                                                   scratch: DeviceBuffer, projection: Conv2DShape,
+                                                   projectionGradOutput: DeviceBuffer, projectionWeight: DeviceBuffer,
+                                                   gradInput: DeviceBuffer) {
+        composedConv2dBackwardDataAddingProjection(shape, gradOutput: gradOutput, weight: weight, input: input,
+                                                   activation: activation, scratch: scratch, projection: projection,
+                                                   projectionGradOutput: projectionGradOutput,
+                                                   projectionWeight: projectionWeight, gradInput: gradInput)
+    }
+
+    /// conv2dForward of the activated input, then conv2dForwardAdding of the projection.
+    public func composedConv2dForwardAddingProjection(_ shape: Conv2DShape, input: DeviceBuffer,
+                                                      activation: Activation, scratch: DeviceBuffer,
+                                                      weight: DeviceBuffer, bias: DeviceBuffer?,
+                                                      projection: Conv2DShape, projectionInput: DeviceBuffer,
+                                                      projectionWeight: DeviceBuffer, projectionBias: DeviceBuffer?,
+                                                      projectionScratch: DeviceBuffer, output: DeviceBuffer) {
+        precondition(projection.isProjection(addingOntoOutputOf: shape), "projection \(projection) does not fit \(shape)")
+        conv2dForward(shape, input: input, activation: activation, scratch: scratch, weight: weight, bias: bias,
+                      output: output)
+        conv2dForwardAdding(projection, input: projectionInput, weight: projectionWeight, bias: projectionBias,
+                            scratch: projectionScratch, output: output)
+    }
+
+    /// conv2dBackwardData of the projection into gradInput, then the conv's (activated) input
+    /// gradient added onto it.
+    public func composedConv2dBackwardDataAddingProjection(_ shape: Conv2DShape, gradOutput: DeviceBuffer,
+                                                           weight: DeviceBuffer, input: DeviceBuffer,
+                                                           activation: Activation, scratch: DeviceBuffer,
+                                                           projection: Conv2DShape, projectionGradOutput: DeviceBuffer,
+                                                           projectionWeight: DeviceBuffer, gradInput: DeviceBuffer) {
+        precondition(projection.isProjection(sharingInputOf: shape), "projection \(projection) does not fit \(shape)")
+        conv2dBackwardData(projection, gradOutput: projectionGradOutput, weight: projectionWeight,
+                           gradInput: gradInput, accumulate: false)
+        conv2dBackwardData(shape, gradOutput: gradOutput, weight: weight, input: input, activation: activation,
+                           scratch: scratch, gradInput: gradInput, accumulate: true)
     }
 }
 

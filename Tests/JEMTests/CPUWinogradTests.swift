@@ -231,6 +231,59 @@ final class CPUWinogradTests: XCTestCase {
         }
     }
 
+    /// A residual block's last conv with its 1x1 projection shortcut added as the conv is stored
+    /// (`conv2dForwardAddingProjection`), and its first conv's input gradient with the shortcut's
+    /// (`conv2dBackwardDataAddingProjection`), against the composed ops of the reference (im2col,
+    /// separate activation): stride-1 and stride-2 blocks, partial chunks and im2col groups (the
+    /// 4x4 outputs: 8 images per shortcut GEMM), outputs big enough for streaming stores, and an
+    /// output that already holds values (it is overwritten, not added to).
+    func testConvAddingProjectionMatchesComposedOps() throws {
+        let slope: Float = 0.2, activation = Activation.leakyReLU(slope: slope)
+        // (batch, block input channels, output channels, height, width, stride)
+        let blocks = [(3, 8, 12, 9, 10, 1), (5, 16, 20, 12, 14, 2), (11, 16, 24, 8, 8, 2), (4, 16, 32, 32, 32, 1),
+                      (8, 32, 64, 32, 32, 2)]
+        for (index, (batch, cin, cout, h, w, stride)) in blocks.enumerated() {
+            let conv1 = Conv2DShape(batch: batch, inChannels: cin, height: h, width: w, outChannels: cout, kernel: 3,
+                                    stride: 1, padding: 1)
+            let conv2 = Conv2DShape(batch: batch, inChannels: cout, height: h, width: w, outChannels: cout, kernel: 3,
+                                    stride: stride, padding: 1)
+            let projection = Conv2DShape(batch: batch, inChannels: cin, height: h, width: w, outChannels: cout,
+                                         kernel: 1, stride: stride, padding: 0)
+            XCTAssertTrue(stride == 1 ? cpu.winogradApplies(conv2, backward: false) : cpu.winogradStride2Applies(conv2))
+            XCTAssertTrue(cpu.winogradApplies(conv1, backward: true))
+            let seed = UInt64(20 * index + 300)
+            let x = randomArray(conv1.inputCount, stream: seed, low: -2, high: 2)
+            let hidden = randomArray(conv2.inputCount, stream: seed + 1, low: -2, high: 2)
+            let w1 = randomArray(conv1.weightCount, stream: seed + 2, low: -0.2, high: 0.2)
+            let w2 = randomArray(conv2.weightCount, stream: seed + 3, low: -0.2, high: 0.2)
+            let ws = randomArray(projection.weightCount, stream: seed + 4, low: -0.5, high: 0.5)
+            let b2 = randomArray(cout, stream: seed + 5), bs = randomArray(cout, stream: seed + 6)
+            let dy = randomArray(conv2.outputCount, stream: seed + 7)
+            let dHidden = randomArray(conv1.outputCount, stream: seed + 8)
+            let stale = randomArray(max(conv2.outputCount, conv1.inputCount), stream: seed + 9)
+            var results: [[Float]] = []
+            for backend in [cpu, CPUBackend(winograd: false, fuseActivations: false)] {
+                func make(_ values: [Float]) throws -> DeviceBuffer { try backend.makeBuffer(values) }
+                let out = try make(stale), dx = try make(stale)
+                backend.conv2dForwardAddingProjection(
+                    conv2, input: try make(hidden), activation: activation,
+                    scratch: try backend.makeBuffer(count: conv2.inputCount), weight: try make(w2), bias: try make(b2),
+                    projection: projection, projectionInput: try make(x), projectionWeight: try make(ws),
+                    projectionBias: try make(bs), projectionScratch: try backend.makeBuffer(count: projection.outputCount),
+                    output: out)
+                backend.conv2dBackwardDataAddingProjection(
+                    conv1, gradOutput: try make(dHidden), weight: try make(w1), input: try make(x),
+                    activation: activation, scratch: try backend.makeBuffer(count: conv1.inputCount),
+                    projection: projection, projectionGradOutput: try make(dy), projectionWeight: try make(ws),
+                    gradInput: dx)
+                results.append(try backend.download(out, offset: 0, count: conv2.outputCount))
+                results.append(try backend.download(dx, offset: 0, count: conv1.inputCount))
+            }
+            XCTAssertLessThan(maxRelativeError(results[0], results[2]), Self.tolerance, "forward \(conv2)")
+            XCTAssertLessThan(maxRelativeError(results[1], results[3]), Self.tolerance, "backward data \(conv1)")
+        }
+    }
+
     /// The transformed filters are kept between calls (`WinogradFilterCache`): after the weights
     /// change in place (one weight by 1e-3, then all of them), forward and backward-data give
     /// the bits of a backend that never saw the old weights; with no room in the cache (every call

@@ -37,12 +37,13 @@ void jem_wino_unpack(const float *yp, int nb, int k, int h, int w, int kp, int t
    tile row at a time through `band` (6 * (4*tw+2) * cp floats), output transform + unpack through
    `band` (16 * tw * kp floats). Bit for bit the results of the separate calls. Tile t, point p of
    V (M) sits at t*tstride + p*pstride: tstride = cp, pstride >= tiles*cp is the layout above;
-   tstride = 36*cp, pstride = cp keeps each tile's 36 points together (one store stream). */
+   tstride = 36*cp, pstride = cp keeps each tile's 36 points together (one store stream).
+   addend (layout of y, or NULL): added to each output as it is stored; y itself accumulates. */
 void jem_wino_pack_input(const float *x, int nb, int c, int h, int w, int cp, int th, int tw, int leaky, float slope,
                          float *band, float *v, size_t tstride, size_t pstride);
 void jem_wino_output_unpack(const float *m, int nb, int k, int h, int w, int kp, int th, int tw, size_t tstride,
                             size_t pstride,
-                            const float *bias, const float *gate, float slope, int accumulate, int stream,
+                            const float *bias, const float *gate, float slope, const float *addend, int stream,
                             float *band, float *y);
 
 
@@ -60,10 +61,10 @@ void jem_wino_filter_grad(const float *prod, int cout, int cin, int accumulate, 
                                   jem_wino_filter (81 x rows x kp floats: the threads share the rows)
      jem_wino2_pack_input         forward: x -> V, tiles of 4x4 outputs (th x tw over oh x ow)
      (the caller)                 M[p][t][kp] = V[p] x U[p] (81 GEMMs)
-     jem_wino2_output_unpack      y = A~^T M A~ (+ bias)
+     jem_wino2_output_unpack      y = A~^T M A~ (+ bias) (+ addend, as jem_wino_output_unpack)
    and for backward data (tiles of 8x8 input pixels, th x tw over h x w):
      jem_wino2_pack_input_backward   dy -> V
-     jem_wino2_output_unpack_backward  dx (+)= the 8x8 pixels (times act'(gate) when given)
+     jem_wino2_output_unpack_backward  dx = the 8x8 pixels (times act'(gate) when given) (+ addend)
    band: 9*(8*tw+1)*cp, 5*(4*tw+2)*cp, 4*4*tw*kp and 8*8*tw*kp floats respectively. */
 void jem_wino2_filter(const float *w, int cout, int cin, int backward, int kp, int first, int last, float *u);
 void jem_wino2_pack_input(const float *x, int nb, int c, int h, int w, int cp, int th, int tw, int leaky, float slope,
@@ -71,9 +72,10 @@ void jem_wino2_pack_input(const float *x, int nb, int c, int h, int w, int cp, i
 void jem_wino2_pack_input_backward(const float *dy, int nb, int c, int oh, int ow, int cp, int th, int tw,
                                    float *band, float *v, size_t tstride, size_t pstride);
 void jem_wino2_output_unpack(const float *m, int nb, int k, int oh, int ow, int kp, int th, int tw, size_t tstride,
-                             size_t pstride, const float *bias, int stream, float *band, float *y);
+                             size_t pstride, const float *bias, const float *addend, int stream, float *band,
+                             float *y);
 void jem_wino2_output_unpack_backward(const float *m, int nb, int k, int h, int w, int kp, int th, int tw,
-                                      size_t tstride, size_t pstride, const float *gate, float slope, int accumulate,
+                                      size_t tstride, size_t pstride, const float *gate, float slope, const float *addend,
                                       int stream, float *band, float *dx);
 
 /* Weight gradients of the stride-2 convs (winograd_stride2.c), the transposed forward:

@@ -319,14 +319,19 @@ final class WideBasicBlock {
         let s2 = conv2.shape(batch: batch, height: height, width: width)
         backend.conv2dForward(s1, input: x, activation: activation, scratch: activated1, weight: conv1.weight.value,
                               bias: conv1.bias.value, output: hidden)
-        backend.conv2dForward(s2, input: hidden, activation: activation, scratch: activated2,
-                              weight: conv2.weight.value, bias: conv2.bias.value, output: output)
         if let shortcut, let shortcutOutput {
-            // output += shortcut(x), its own output buffer as scratch (a backend that adds the
-            // product onto the output as it stores it never touches the scratch).
-            shortcut.forwardAdding(shortcut.shape(batch: batch, height: height, width: width), input: x,
-                                   scratch: shortcutOutput, output: output, on: backend)
+            // output = conv2(act(hidden)) + shortcut(x), the shortcut's own output buffer as scratch
+            // (a backend that adds the shortcut as it stores the conv never touches it).
+            backend.conv2dForwardAddingProjection(s2, input: hidden, activation: activation, scratch: activated2,
+                                                  weight: conv2.weight.value, bias: conv2.bias.value,
+                                                  projection: shortcut.shape(batch: batch, height: height,
+                                                                             width: width),
+                                                  projectionInput: x, projectionWeight: shortcut.weight.value,
+                                                  projectionBias: shortcut.bias.value,
+                                                  projectionScratch: shortcutOutput, output: output)
         } else {
+            backend.conv2dForward(s2, input: hidden, activation: activation, scratch: activated2,
+                                  weight: conv2.weight.value, bias: conv2.bias.value, output: output)
             backend.axpby(alpha: 1, x: x, beta: 1, y: output, count: outCount)
         }
     }
@@ -335,16 +340,13 @@ final class WideBasicBlock {
     func backward(input x: DeviceBuffer, gradOutput: DeviceBuffer, gradInput: DeviceBuffer, batch: Int,
                   parameters: Bool, on backend: any Backend) {
         let inCount = batch * inChannels * height * width
-        // Shortcut path first: it initialises gradInput.
-        if let shortcut {
-            shortcut.backward(shortcut.shape(batch: batch, height: height, width: width), input: x,
-                              gradOutput: gradOutput, gradInput: gradInput, accumulateInput: false,
-                              parameters: parameters, on: backend)
-        } else {
-            backend.copy(gradOutput, to: gradInput, count: inCount)
-        }
         let s1 = conv1.shape(batch: batch, height: height, width: width)
         let s2 = conv2.shape(batch: batch, height: height, width: width)
+        let projection = shortcut?.shape(batch: batch, height: height, width: width)
+        if let shortcut, let projection, parameters {
+            shortcut.backward(projection, input: x, gradOutput: gradOutput, gradInput: nil, accumulateInput: false,
+                              parameters: true, on: backend)
+        }
         // The activations' derivatives are applied inside the convs' input gradients.
         if parameters {
             backend.conv2dBackwardFilter(s2, input: hidden, activation: activation, scratch: activated2,
@@ -359,8 +361,17 @@ final class WideBasicBlock {
                                          gradOutput: gradHidden, gradWeight: conv1.weight.gradient,
                                          gradBias: conv1.bias.gradient, accumulate: true)
         }
-        backend.conv2dBackwardData(s1, gradOutput: gradHidden, weight: conv1.weight.value, input: x,
-                                   activation: activation, scratch: gradActivated1, gradInput: gradInput,
-                                   accumulate: true)
+        // gradInput = shortcut^T(gradOutput) (or gradOutput itself) + the conv path's gradient.
+        if let shortcut, let projection {
+            backend.conv2dBackwardDataAddingProjection(s1, gradOutput: gradHidden, weight: conv1.weight.value,
+                                                       input: x, activation: activation, scratch: gradActivated1,
+                                                       projection: projection, projectionGradOutput: gradOutput,
+                                                       projectionWeight: shortcut.weight.value, gradInput: gradInput)
+        } else {
+            backend.copy(gradOutput, to: gradInput, count: inCount)
+            backend.conv2dBackwardData(s1, gradOutput: gradHidden, weight: conv1.weight.value, input: x,
+                                       activation: activation, scratch: gradActivated1, gradInput: gradInput,
+                                       accumulate: true)
+        }
     }
 }

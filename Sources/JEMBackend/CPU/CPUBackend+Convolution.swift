@@ -114,6 +114,84 @@ extension CPUBackend {
         }
     }
 
+    /// With a Winograd conv of a leaky-ReLU-activated input, the projection shortcut (im2col path,
+    /// 1x1) of each chunk of images goes into a chunk-sized scratch that stays in cache, and the
+    /// conv's output transform adds it as it stores the output: the block output is written once,
+    /// where the composed ops write it, read it back from memory and write it again.
+    public func conv2dForwardAddingProjection(_ shape: Conv2DShape, input: DeviceBuffer, activation: Activation,
+                                              scratch: DeviceBuffer, weight: DeviceBuffer, bias: DeviceBuffer?,
+                                              projection: Conv2DShape, projectionInput: DeviceBuffer,
+                                              projectionWeight: DeviceBuffer, projectionBias: DeviceBuffer?,
+                                              projectionScratch: DeviceBuffer, output: DeviceBuffer) {
+        guard let slope = fusedSlope(activation, shape), projection.isProjection(addingOntoOutputOf: shape),
+              winogradApplies(shape, backward: false) || winogradStride2Applies(shape) else {
+            composedConv2dForwardAddingProjection(shape, input: input, activation: activation, scratch: scratch,
+                                                  weight: weight, bias: bias, projection: projection,
+                                                  projectionInput: projectionInput, projectionWeight: projectionWeight,
+                                                  projectionBias: projectionBias, projectionScratch: projectionScratch,
+                                                  output: output)
+            return
+        }
+        precondition(input.count >= shape.inputCount && output.count >= shape.outputCount
+                     && weight.count >= shape.weightCount && projectionInput.count >= projection.inputCount
+                     && projectionWeight.count >= projection.weightCount)
+        let x = UnsafeSendable(f(projectionInput)), w = UnsafeSendable(f(projectionWeight))
+        let b = UnsafeSendable(projectionBias.map { f($0) })
+        let group = imagesPerGemm(projection), imageIn = projection.inChannels * projection.height * projection.width
+        let prefill: (Int, Range<Int>, UnsafeMutablePointer<Float>) -> Void = { thread, images, addend in
+            let input = x.value + images.lowerBound * imageIn
+            for first in stride(from: 0, to: images.count, by: group) {
+                self.im2colForward(projection, images: first..<min(first + group, images.count), thread: thread,
+                                   input: input, leaky: nil, weight: w.value, bias: b.value, output: addend,
+                                   accumulate: false)
+            }
+        }
+        if winogradApplies(shape, backward: false) {
+            winogradConvolution(shape, input: f(input), leaky: slope, weight: f(weight), bias: bias.map { f($0) },
+                                gate: nil, slope: 0, output: f(output), backward: false, accumulate: false,
+                                prefill: prefill)
+        } else {
+            winogradStride2Convolution(shape, input: f(input), leaky: slope, weight: f(weight),
+                                       bias: bias.map { f($0) }, gate: nil, slope: 0, output: f(output),
+                                       backward: false, accumulate: false, prefill: prefill)
+        }
+    }
+
+    /// As the forward: the projection's input gradient of each chunk of images goes into the
+    /// chunk scratch, and the Winograd backward-data of the (stride-1) conv adds it as it stores
+    /// gradInput.
+    public func conv2dBackwardDataAddingProjection(_ shape: Conv2DShape, gradOutput: DeviceBuffer,
+                                                   weight: DeviceBuffer, input: DeviceBuffer, activation: Activation,
+                                                   scratch: DeviceBuffer, projection: Conv2DShape,
+                                                   projectionGradOutput: DeviceBuffer, projectionWeight: DeviceBuffer,
+                                                   gradInput: DeviceBuffer) {
+        guard let slope = fusedSlope(activation, shape), projection.isProjection(sharingInputOf: shape),
+              winogradApplies(shape, backward: true) else {
+            composedConv2dBackwardDataAddingProjection(shape, gradOutput: gradOutput, weight: weight, input: input,
+                                                       activation: activation, scratch: scratch,
+                                                       projection: projection,
+                                                       projectionGradOutput: projectionGradOutput,
+                                                       projectionWeight: projectionWeight, gradInput: gradInput)
+            return
+        }
+        precondition(gradOutput.count >= shape.outputCount && gradInput.count >= shape.inputCount
+                     && input.count >= shape.inputCount && weight.count >= shape.weightCount
+                     && projectionGradOutput.count >= projection.outputCount
+                     && projectionWeight.count >= projection.weightCount)
+        let dy = UnsafeSendable(f(projectionGradOutput)), w = UnsafeSendable(f(projectionWeight))
+        let group = imagesPerGemm(projection), imageOut = projection.outChannels * projection.outHeight * projection.outWidth
+        let prefill: (Int, Range<Int>, UnsafeMutablePointer<Float>) -> Void = { thread, images, addend in
+            let gradients = dy.value + images.lowerBound * imageOut
+            for first in stride(from: 0, to: images.count, by: group) {
+                self.im2colBackwardData(projection, images: first..<min(first + group, images.count), thread: thread,
+                                        gradOutput: gradients, weight: w.value, gate: nil, slope: 0,
+                                        gradInput: addend, accumulate: false)
+            }
+        }
+        winogradConvolution(shape, input: f(gradOutput), leaky: nil, weight: f(weight), bias: nil, gate: f(input),
+                            slope: slope, output: f(gradInput), backward: true, accumulate: false, prefill: prefill)
+    }
+
     /// The leaky ReLU's slope when `activation` fuses into the convolution `s`: a leaky ReLU (swish
     /// stays a separate op) and not a 1x1 stride-1 conv (which reads its input in place).
     private func fusedSlope(_ activation: Activation, _ s: Conv2DShape) -> Float? {
@@ -138,41 +216,51 @@ extension CPUBackend {
                                        output: output, backward: false, accumulate: false)
             return
         }
-        let spatial = s.outHeight * s.outWidth, imageIn = s.inChannels * s.height * s.width
         let x = UnsafeSendable(input), w = UnsafeSendable(weight), y = UnsafeSendable(output)
         let b = UnsafeSendable(bias)
-        let scratch = threadScratch, group = imagesPerGemm(s)
         precondition(leaky == nil || !s.isPointwise)
-        parallelBlocks(s.batch, block: group) { thread, images in
-            let first = images.lowerBound, count = images.count, columnsLD = count * spatial
-            let out = y.value + first * s.outChannels * spatial
-            let columns: UnsafeMutablePointer<Float>
-            if s.isPointwise {
-                columns = x.value + first * imageIn   // count == 1: the image is its column matrix
-            } else {
-                columns = scratch[thread].columns.reserve(s.patchSize * columnsLD)
-                for j in 0..<count {
-                    Self.im2col(s, image: x.value + (first + j) * imageIn, leaky: leaky, col: columns + j * spatial,
-                                ld: columnsLD)
-                }
-            }
-            // One image writes its NCHW output directly; a group goes through [Cout][images*HW].
-            let product = count == 1 ? out : scratch[thread].grouped.reserve(s.outChannels * columnsLD)
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(s.outChannels), Int32(columnsLD),
-                        Int32(s.patchSize), 1, w.value, Int32(s.patchSize), columns, Int32(columnsLD),
-                        count == 1 && accumulate ? 1 : 0, product, Int32(columnsLD))
+        parallelBlocks(s.batch, block: imagesPerGemm(s)) { thread, images in
+            im2colForward(s, images: images, thread: thread, input: x.value, leaky: leaky, weight: w.value,
+                          bias: b.value, output: y.value, accumulate: accumulate)
+        }
+    }
+
+    /// The im2col path's forward for one block of at most imagesPerGemm(s) images, on `thread`'s
+    /// scratch: output (+)= conv(leaky ? act(x) : x) + bias for those images (input and output
+    /// point at image 0).
+    func im2colForward(_ s: Conv2DShape, images: Range<Int>, thread: Int, input: UnsafeMutablePointer<Float>,
+                       leaky: Float?, weight: UnsafeMutablePointer<Float>, bias: UnsafeMutablePointer<Float>?,
+                       output: UnsafeMutablePointer<Float>, accumulate: Bool) {
+        let spatial = s.outHeight * s.outWidth, imageIn = s.inChannels * s.height * s.width
+        let space = threadScratch[thread]
+        let first = images.lowerBound, count = images.count, columnsLD = count * spatial
+        let out = output + first * s.outChannels * spatial
+        let columns: UnsafeMutablePointer<Float>
+        if s.isPointwise {
+            columns = input + first * imageIn   // count == 1: the image is its column matrix
+        } else {
+            columns = space.columns.reserve(s.patchSize * columnsLD)
             for j in 0..<count {
-                for c in 0..<s.outChannels {
-                    let row = out + (j * s.outChannels + c) * spatial, value = b.value?[c] ?? 0
-                    if count == 1 {
-                        if b.value != nil { for i in 0..<spatial { row[i] += value } }
-                    } else if accumulate {
-                        let source = product + c * columnsLD + j * spatial
-                        for i in 0..<spatial { row[i] += source[i] + value }
-                    } else {
-                        let source = product + c * columnsLD + j * spatial
-                        for i in 0..<spatial { row[i] = source[i] + value }
-                    }
+                Self.im2col(s, image: input + (first + j) * imageIn, leaky: leaky, col: columns + j * spatial,
+                            ld: columnsLD)
+            }
+        }
+        // One image writes its NCHW output directly; a group goes through [Cout][images*HW].
+        let product = count == 1 ? out : space.grouped.reserve(s.outChannels * columnsLD)
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(s.outChannels), Int32(columnsLD),
+                    Int32(s.patchSize), 1, weight, Int32(s.patchSize), columns, Int32(columnsLD),
+                    count == 1 && accumulate ? 1 : 0, product, Int32(columnsLD))
+        for j in 0..<count {
+            for c in 0..<s.outChannels {
+                let row = out + (j * s.outChannels + c) * spatial, value = bias?[c] ?? 0
+                if count == 1 {
+                    if bias != nil { for i in 0..<spatial { row[i] += value } }
+                } else if accumulate {
+                    let source = product + c * columnsLD + j * spatial
+                    for i in 0..<spatial { row[i] += source[i] + value }
+                } else {
+                    let source = product + c * columnsLD + j * spatial
+                    for i in 0..<spatial { row[i] = source[i] + value }
                 }
             }
         }
@@ -193,34 +281,43 @@ extension CPUBackend {
                                        slope: slope, output: gradInput, backward: true, accumulate: accumulate)
             return
         }
-        let spatial = s.outHeight * s.outWidth, imageIn = s.inChannels * s.height * s.width
         let dy = UnsafeSendable(gradOutput), w = UnsafeSendable(weight), dx = UnsafeSendable(gradInput)
         let gates = UnsafeSendable(gate)
-        let scratch = threadScratch, group = imagesPerGemm(s)
         precondition(gate == nil || (!s.isPointwise && jem_col2im_gathers(Int32(s.height), Int32(s.width),
                                                                           Int32(s.kernel), Int32(s.stride),
                                                                           Int32(s.padding)) != 0))
-        parallelBlocks(s.batch, block: group) { thread, images in
-            let first = images.lowerBound, count = images.count, columnsLD = count * spatial
-            let g = dy.value + first * s.outChannels * spatial, d = dx.value + first * imageIn
-            if s.isPointwise {
-                // dx[Cin][HW] (+)= W^T[Cin][Cout] x dy[Cout][HW]  (count == 1)
-                cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, Int32(s.inChannels), Int32(spatial),
-                            Int32(s.outChannels), 1, w.value, Int32(s.patchSize), g, Int32(spatial),
-                            accumulate ? 1 : 0, d, Int32(spatial))
-                return
-            }
-            let gradients = count == 1 ? g : Self.gatherImages(g, count: count, channels: s.outChannels,
-                                                                spatial: spatial,
-                                                                into: scratch[thread].grouped)
-            let columns = scratch[thread].columns.reserve(s.patchSize * columnsLD)
-            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, Int32(s.patchSize), Int32(columnsLD),
-                        Int32(s.outChannels), 1, w.value, Int32(s.patchSize), gradients, Int32(columnsLD), 0,
-                        columns, Int32(columnsLD))
-            for j in 0..<count {
-                Self.col2im(s, col: columns + j * spatial, gate: gates.value.map { $0 + (first + j) * imageIn },
-                            slope: slope, image: d + j * imageIn, accumulate: accumulate, ld: columnsLD)
-            }
+        parallelBlocks(s.batch, block: imagesPerGemm(s)) { thread, images in
+            im2colBackwardData(s, images: images, thread: thread, gradOutput: dy.value, weight: w.value,
+                               gate: gates.value, slope: slope, gradInput: dx.value, accumulate: accumulate)
+        }
+    }
+
+    /// The im2col path's backward-data for one block of at most imagesPerGemm(s) images, on
+    /// `thread`'s scratch: gradInput (+)= [gate ? act'(gate) * : ] conv^T(gradOutput) for those
+    /// images (the pointers at image 0).
+    func im2colBackwardData(_ s: Conv2DShape, images: Range<Int>, thread: Int, gradOutput: UnsafeMutablePointer<Float>,
+                            weight: UnsafeMutablePointer<Float>, gate: UnsafeMutablePointer<Float>?, slope: Float,
+                            gradInput: UnsafeMutablePointer<Float>, accumulate: Bool) {
+        let spatial = s.outHeight * s.outWidth, imageIn = s.inChannels * s.height * s.width
+        let space = threadScratch[thread]
+        let first = images.lowerBound, count = images.count, columnsLD = count * spatial
+        let g = gradOutput + first * s.outChannels * spatial, d = gradInput + first * imageIn
+        if s.isPointwise {
+            // dx[Cin][HW] (+)= W^T[Cin][Cout] x dy[Cout][HW]  (count == 1)
+            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, Int32(s.inChannels), Int32(spatial),
+                        Int32(s.outChannels), 1, weight, Int32(s.patchSize), g, Int32(spatial),
+                        accumulate ? 1 : 0, d, Int32(spatial))
+            return
+        }
+        let gradients = count == 1 ? g : Self.gatherImages(g, count: count, channels: s.outChannels,
+                                                            spatial: spatial, into: space.grouped)
+        let columns = space.columns.reserve(s.patchSize * columnsLD)
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, Int32(s.patchSize), Int32(columnsLD),
+                    Int32(s.outChannels), 1, weight, Int32(s.patchSize), gradients, Int32(columnsLD), 0,
+                    columns, Int32(columnsLD))
+        for j in 0..<count {
+            Self.col2im(s, col: columns + j * spatial, gate: gate.map { $0 + (first + j) * imageIn },
+                        slope: slope, image: d + j * imageIn, accumulate: accumulate, ld: columnsLD)
         }
     }
 

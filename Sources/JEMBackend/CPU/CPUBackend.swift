@@ -152,7 +152,9 @@ extension CPUBackend {
         return [("im2col columns", sum(\.columns)), ("weight-gradient partial sums", sum(\.weightGradient)),
                 ("grouped images (im2col GEMM)", sum(\.grouped)), ("Winograd input band", sum(\.packed)),
                 ("Winograd transformed tiles", sum(\.transformed)), ("Winograd products", sum(\.products)),
-                ("Winograd output band, packed output gradient", sum(\.unpacked)), ("Winograd filters (cached per conv)", winogradFilters.totalBytes)]
+                ("Winograd output band, packed output gradient", sum(\.unpacked)),
+                ("Winograd residual shortcut of a chunk", sum(\.shortcut)),
+                ("Winograd filters (cached per conv)", winogradFilters.totalBytes)]
     }
 }
 
@@ -174,6 +176,9 @@ final class ConvolutionScratch: @unchecked Sendable {
     let transformed = Scratch()
     let products = Scratch()
     let unpacked = Scratch()
+    /// A residual shortcut's output for the images of one Winograd chunk, added as the conv's
+    /// output is stored (`winogradConvolution`'s prefill).
+    let shortcut = Scratch()
 }
 
 /// A grow-only host scratch area, 64-byte aligned.

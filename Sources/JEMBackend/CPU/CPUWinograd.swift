@@ -54,10 +54,14 @@ extension CPUBackend {
     /// backward-data of the conv of `s` applied to `input` = gradOutput. `leaky`: the input goes
     /// through the leaky ReLU with that slope first; `gate`: each output is multiplied by the leaky
     /// ReLU's derivative (slope `slope`) at gate (same layout as the output) before it is stored.
+    /// `prefill(thread, images, addend)`: writes what to add onto those images of the output (a
+    /// residual shortcut, laid out as the output, image `images.lowerBound` at `addend`) into a
+    /// chunk-sized scratch that stays in cache; the output is then written once, never read.
     func winogradConvolution(_ s: Conv2DShape, input: UnsafeMutablePointer<Float>, leaky: Float?,
                              weight: UnsafeMutablePointer<Float>, bias: UnsafeMutablePointer<Float>?,
                              gate: UnsafeMutablePointer<Float>?, slope: Float,
-                             output: UnsafeMutablePointer<Float>, backward: Bool, accumulate: Bool) {
+                             output: UnsafeMutablePointer<Float>, backward: Bool, accumulate: Bool,
+                             prefill: ((Int, Range<Int>, UnsafeMutablePointer<Float>) -> Void)? = nil) {
         let lanes = Self.winogradLanes
         let inC = backward ? s.outChannels : s.inChannels, outC = backward ? s.inChannels : s.outChannels
         let cp = (inC + lanes - 1) / lanes * lanes, kp = (outC + lanes - 1) / lanes * lanes
@@ -95,9 +99,15 @@ extension CPUBackend {
                             transformed + p * cp, Int32(36 * cp), filter.value + p * inC * kp, Int32(kp), 0,
                             products + p * outStride, Int32(kp))
             }
+            let target = y.value + first * outC * h * w
+            var addend: UnsafeMutablePointer<Float>? = accumulate ? target : nil
+            if let prefill {
+                addend = space.shortcut.reserve(most * outC * h * w)
+                prefill(thread, images, addend!)
+            }
             jem_wino_output_unpack(products, Int32(nb), Int32(outC), Int32(h), Int32(w), Int32(kp), Int32(th),
                                    Int32(tw), kp, outStride, b.value, gates.value.map { $0 + first * outC * h * w }, slope,
-                                   accumulate ? 1 : 0, stream, outputBand, y.value + first * outC * h * w)
+                                   addend, stream, outputBand, target)
         }
     }
 

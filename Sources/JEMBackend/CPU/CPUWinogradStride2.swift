@@ -40,10 +40,12 @@ extension CPUBackend {
 
     /// output = conv(leaky ? act(input) : input, weight) (+ bias), or for `backward`
     /// gradInput (+)= [gate ? act'(gate) * : ] the backward-data of `s` applied to input = gradOutput.
+    /// `prefill` as in `winogradConvolution`.
     func winogradStride2Convolution(_ s: Conv2DShape, input: UnsafeMutablePointer<Float>, leaky: Float?,
                                     weight: UnsafeMutablePointer<Float>, bias: UnsafeMutablePointer<Float>?,
                                     gate: UnsafeMutablePointer<Float>?, slope: Float,
-                                    output: UnsafeMutablePointer<Float>, backward: Bool, accumulate: Bool) {
+                                    output: UnsafeMutablePointer<Float>, backward: Bool, accumulate: Bool,
+                                    prefill: ((Int, Range<Int>, UnsafeMutablePointer<Float>) -> Void)? = nil) {
         let lanes = Self.winogradLanes
         let inC = backward ? s.outChannels : s.inChannels, outC = backward ? s.inChannels : s.outChannels
         let cp = (inC + lanes - 1) / lanes * lanes, kp = (outC + lanes - 1) / lanes * lanes
@@ -94,14 +96,19 @@ extension CPUBackend {
                             transformed + p * cp, Int32(81 * cp), filter.value + p * inC * kp, Int32(kp), 0,
                             products + p * outStride, Int32(kp))
             }
+            var addend: UnsafeMutablePointer<Float>? = accumulate ? target : nil
+            if let prefill {
+                addend = space.shortcut.reserve(min(chunk, s.batch) * outC * outPlane)
+                prefill(thread, images, addend!)
+            }
             if backward {
                 jem_wino2_output_unpack_backward(products, Int32(nb), Int32(outC), Int32(h), Int32(w), Int32(kp),
                                                  Int32(th), Int32(tw), kp, outStride,
-                                                 gates.value.map { $0 + first * outC * outPlane }, slope,
-                                                 accumulate ? 1 : 0, stream, outputBand, target)
+                                                 gates.value.map { $0 + first * outC * outPlane }, slope, addend,
+                                                 stream, outputBand, target)
             } else {
                 jem_wino2_output_unpack(products, Int32(nb), Int32(outC), Int32(oh), Int32(ow), Int32(kp), Int32(th),
-                                        Int32(tw), kp, outStride, b.value, stream, outputBand, target)
+                                        Int32(tw), kp, outStride, b.value, addend, stream, outputBand, target)
             }
         }
     }

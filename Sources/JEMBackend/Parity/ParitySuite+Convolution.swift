@@ -48,6 +48,54 @@ extension ParitySuite {
             }
         }
         try activatedConvolution(h)
+        try projectionConvolution(h)
+    }
+
+    /// Residual blocks for the convolutions with a 1x1 projection shortcut: (batch, block input
+    /// channels, output channels, height, width, stride); the second is one the CPU backend fuses
+    /// (stride-2 Winograd).
+    public static let projectionBlocks = [(2, 5, 6, 7, 9, 1), (2, 16, 17, 8, 16, 2)]
+
+    /// A block's last conv plus its projection shortcut, and its first conv's input gradient
+    /// plus the shortcut's (a backend may add the shortcut as it stores the conv).
+    static func projectionConvolution(_ h: ParityHarness) throws {
+        let activation = Activation.leakyReLU(slope: 0.2)
+        for (batch, cin, cout, height, width, stride) in projectionBlocks {
+            let first = Conv2DShape(batch: batch, inChannels: cin, height: height, width: width, outChannels: cout,
+                                    kernel: 3, stride: 1, padding: 1)
+            let last = Conv2DShape(batch: batch, inChannels: cout, height: height, width: width, outChannels: cout,
+                                   kernel: 3, stride: stride, padding: 1)
+            let projection = Conv2DShape(batch: batch, inChannels: cin, height: height, width: width,
+                                         outChannels: cout, kernel: 1, stride: stride, padding: 0)
+            let what = "\(last) + \(projection)"
+            let x = try h.pair(h.random(first.inputCount, -2, 2)), hidden = try h.pair(h.random(last.inputCount, -2, 2))
+            let weight = try h.pair(h.random(last.weightCount)), bias = try h.pair(h.random(cout))
+            let projectionWeight = try h.pair(h.random(projection.weightCount))
+            let projectionBias = try h.pair(h.random(cout))
+            let scratch = try h.pair(h.random(max(last.inputCount, first.inputCount)))
+            let projectionScratch = try h.pair(h.random(projection.outputCount))
+            let output = try h.pair(h.random(last.outputCount))
+            h.both { b, p in
+                b.conv2dForwardAddingProjection(last, input: p(hidden), activation: activation, scratch: p(scratch),
+                                                weight: p(weight), bias: p(bias), projection: projection,
+                                                projectionInput: p(x), projectionWeight: p(projectionWeight),
+                                                projectionBias: p(projectionBias),
+                                                projectionScratch: p(projectionScratch), output: p(output))
+            }
+            try h.check("conv2dForwardAddingProjection", output, what)
+
+            let firstWeight = try h.pair(h.random(first.weightCount))
+            let gradHidden = try h.pair(h.random(first.outputCount))
+            let gradOutput = try h.pair(h.random(projection.outputCount))
+            let gradInput = try h.pair(h.random(first.inputCount))
+            h.both { b, p in
+                b.conv2dBackwardDataAddingProjection(first, gradOutput: p(gradHidden), weight: p(firstWeight),
+                                                     input: p(x), activation: activation, scratch: p(scratch),
+                                                     projection: projection, projectionGradOutput: p(gradOutput),
+                                                     projectionWeight: p(projectionWeight), gradInput: p(gradInput))
+            }
+            try h.check("conv2dBackwardDataAddingProjection", gradInput, "\(first) + \(projection)")
+        }
     }
 
     /// Shapes for the convolutions of an activated input: the suite's shapes plus the ones the
