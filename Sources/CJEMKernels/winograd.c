@@ -17,7 +17,7 @@ CLONES void jem_wino_pack(const float *x, int nb, int c, int h, int w, int cp, i
         const float *src = x + (size_t)n * c * h * w;
         for (int iy = 0; iy < ph; iy++)
             pack_row(iy >= 1 && iy <= h ? src + (size_t)(iy - 1) * w : 0, c, (size_t)h * w, w, pw, cp, leaky, slope,
-                     dst + (size_t)iy * pw * cp);
+                     0, 0, dst + (size_t)iy * pw * cp);
     }
 }
 
@@ -102,18 +102,21 @@ CLONES void jem_wino_input(const float *xp, int nb, int th, int tw, int cp, floa
    transformed from there; the 2 rows that the next tile row shares are moved up, not packed
    again. The same float operations as the two calls. */
 CLONES void jem_wino_pack_input(const float *x, int nb, int c, int h, int w, int cp, int th, int tw, int leaky,
-                                float slope, float *band, float *v, size_t tstride, size_t pstride) {
+                                float slope, unsigned short *signs, float *band, float *v, size_t tstride,
+                                size_t pstride) {
     int pw = 4 * tw + 2;
-    size_t rowstride = (size_t)pw * cp, plane = (size_t)h * w;
+    size_t rowstride = (size_t)pw * cp, plane = (size_t)h * w, signPlane = (size_t)h * SIGN_WORDS(w);
     for (int n = 0; n < nb; n++) {
         const float *src = x + (size_t)n * c * plane;
+        unsigned short *sg = signs ? signs + (size_t)n * c * signPlane : 0;
         for (int ty = 0; ty < th; ty++) {
             int first = 0;
             if (ty > 0) { memmove(band, band + 4 * rowstride, sizeof(float) * 2 * rowstride); first = 2; }
             for (int r = first; r < 6; r++) {
                 int iy = 4 * ty + r;
-                pack_row(iy >= 1 && iy <= h ? src + (size_t)(iy - 1) * w : 0, c, plane, w, pw, cp, leaky, slope,
-                         band + r * rowstride);
+                int inside = iy >= 1 && iy <= h;
+                pack_row(inside ? src + (size_t)(iy - 1) * w : 0, c, plane, w, pw, cp, leaky, slope,
+                         sg && inside ? sg + (size_t)(iy - 1) * SIGN_WORDS(w) : 0, signPlane, band + r * rowstride);
             }
             input_tiles(band, rowstride, tw, cp, v + ((size_t)n * th + ty) * tw * tstride, tstride, pstride);
         }
@@ -172,7 +175,7 @@ CLONES void jem_wino_unpack(const float *yp, int nb, int k, int h, int w, int kp
     size_t plane = (size_t)h * w;
     for (int n = 0; n < nb; n++)
         unpack_rows(yp + (size_t)n * oh * ow * kp, (size_t)ow * kp, h, k, plane, w, kp, bias,
-                    gate ? gate + (size_t)n * k * plane : 0, slope, accumulate ? y + (size_t)n * k * plane : 0, stream,
+                    gate ? gate + (size_t)n * k * plane : 0, 0, 0, slope, accumulate ? y + (size_t)n * k * plane : 0, stream,
                     y + (size_t)n * k * plane);
 #if defined(__x86_64__)
     if (stream) __builtin_ia32_sfence();
@@ -183,15 +186,17 @@ CLONES void jem_wino_unpack(const float *yp, int nb, int k, int h, int w, int kp
    rows go to `band` (4 * 4*tw * kp floats) and from there straight to y. The same float
    operations as the two calls. */
 CLONES void jem_wino_output_unpack(const float *m, int nb, int k, int h, int w, int kp, int th, int tw,
-                                   size_t tstride, size_t pstride, const float *bias, const float *gate, float slope,
-                                   const float *addend, int stream, float *band, float *y) {
+                                   size_t tstride, size_t pstride, const float *bias, const float *gate,
+                                   const unsigned short *signs, float slope, const float *addend, int stream,
+                                   float *band, float *y) {
     int ow = 4 * tw;
-    size_t plane = (size_t)h * w, rowstride = (size_t)ow * kp;
+    size_t plane = (size_t)h * w, rowstride = (size_t)ow * kp, signPlane = (size_t)h * SIGN_WORDS(w);
     for (int n = 0; n < nb; n++) for (int ty = 0; ty < th; ty++) {
         int rows = h - 4 * ty < 4 ? h - 4 * ty : 4;
         output_tiles(m + ((size_t)n * th + ty) * tw * tstride, tw, kp, tstride, pstride, band, rowstride);
         size_t offset = (size_t)n * k * plane + (size_t)4 * ty * w;
-        unpack_rows(band, rowstride, rows, k, plane, w, kp, bias, gate ? gate + offset : 0, slope,
+        unpack_rows(band, rowstride, rows, k, plane, w, kp, bias, gate ? gate + offset : 0,
+                    signs ? signs + ((size_t)n * k * h + 4 * ty) * SIGN_WORDS(w) : 0, signPlane, slope,
                     addend ? addend + offset : 0, stream, y + offset);
     }
 #if defined(__x86_64__)

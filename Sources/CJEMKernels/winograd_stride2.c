@@ -82,18 +82,21 @@ CLONES void jem_wino2_filter(const float *w, int cout, int cin, int backward, in
    channels last into `band` (9 * (8*tw + 1) * cp floats; band column j is input column j - 1),
    the last one kept for the next tile row. leaky: the input goes through the leaky ReLU on the way. */
 CLONES void jem_wino2_pack_input(const float *x, int nb, int c, int h, int w, int cp, int th, int tw, int leaky,
-                                 float slope, float *band, float *v, size_t tstride, size_t pstride) {
+                                 float slope, unsigned short *signs, float *band, float *v, size_t tstride,
+                                 size_t pstride) {
     int pw = 8 * tw + 1;
-    size_t rowstride = (size_t)pw * cp, plane = (size_t)h * w;
+    size_t rowstride = (size_t)pw * cp, plane = (size_t)h * w, signPlane = (size_t)h * SIGN_WORDS(w);
     for (int n = 0; n < nb; n++) {
         const float *src = x + (size_t)n * c * plane;
+        unsigned short *sg = signs ? signs + (size_t)n * c * signPlane : 0;
         for (int ty = 0; ty < th; ty++) {
             int first = 0;
             if (ty > 0) { memmove(band, band + 8 * rowstride, sizeof(float) * rowstride); first = 1; }
             for (int r = first; r < 9; r++) {
                 int iy = 8 * ty - 1 + r;
-                pack_row(iy >= 0 && iy < h ? src + (size_t)iy * w : 0, c, plane, w, pw, cp, leaky, slope,
-                         band + r * rowstride);
+                int inside = iy >= 0 && iy < h;
+                pack_row(inside ? src + (size_t)iy * w : 0, c, plane, w, pw, cp, leaky, slope,
+                         sg && inside ? sg + (size_t)iy * SIGN_WORDS(w) : 0, signPlane, band + r * rowstride);
             }
             float *vrow = v + ((size_t)n * th + ty) * tw * tstride;
             for (int tx = 0; tx < tw; tx++) {
@@ -135,7 +138,7 @@ CLONES void jem_wino2_pack_input_backward(const float *dy, int nb, int c, int oh
             if (ty > 0) { memmove(band, band + 4 * rowstride, sizeof(float) * rowstride); first = 1; }
             for (int r = first; r < 5; r++) {
                 int iy = 4 * ty + r;
-                pack_row(iy < oh ? src + (size_t)iy * ow : 0, c, plane, ow, pw, cp, 0, 0, band + r * rowstride);
+                pack_row(iy < oh ? src + (size_t)iy * ow : 0, c, plane, ow, pw, cp, 0, 0, 0, 0, band + r * rowstride);
             }
             float *vrow = v + ((size_t)n * th + ty) * tw * tstride;
             for (int tx = 0; tx < tw; tx++) {
@@ -201,7 +204,7 @@ CLONES void jem_wino2_output_unpack(const float *m, int nb, int k, int oh, int o
         }
         int rows = oh - 4 * ty < 4 ? oh - 4 * ty : 4;
         size_t offset = (size_t)n * k * plane + (size_t)4 * ty * ow;
-        unpack_rows(band, rowstride, rows, k, plane, ow, kp, bias, 0, 0, addend ? addend + offset : 0, stream,
+        unpack_rows(band, rowstride, rows, k, plane, ow, kp, bias, 0, 0, 0, 0, addend ? addend + offset : 0, stream,
                     y + offset);
     }
 #if defined(__x86_64__)
@@ -212,9 +215,10 @@ CLONES void jem_wino2_output_unpack(const float *m, int nb, int k, int oh, int o
 /* Backward data: M -> dx = the 8x8 input-gradient pixels of every tile, times the leaky
    ReLU's derivative at gate when given, (+ addend), 8 rows per tile row through `band` (8 * 8*tw * kp floats). */
 CLONES void jem_wino2_output_unpack_backward(const float *m, int nb, int k, int h, int w, int kp, int th, int tw,
-                                             size_t tstride, size_t pstride, const float *gate, float slope,
-                                             const float *addend, int stream, float *band, float *dx) {
-    size_t plane = (size_t)h * w, rowstride = (size_t)8 * tw * kp;
+                                             size_t tstride, size_t pstride, const float *gate,
+                                             const unsigned short *signs, float slope, const float *addend,
+                                             int stream, float *band, float *dx) {
+    size_t plane = (size_t)h * w, rowstride = (size_t)8 * tw * kp, signPlane = (size_t)h * SIGN_WORDS(w);
     for (int n = 0; n < nb; n++) for (int ty = 0; ty < th; ty++) {
         const float *mrow = m + ((size_t)n * th + ty) * tw * tstride;
         for (int tx = 0; tx < tw; tx++) {
@@ -241,7 +245,8 @@ CLONES void jem_wino2_output_unpack_backward(const float *m, int nb, int k, int 
         }
         int rows = h - 8 * ty < 8 ? h - 8 * ty : 8;
         size_t offset = (size_t)n * k * plane + (size_t)8 * ty * w;
-        unpack_rows(band, rowstride, rows, k, plane, w, kp, 0, gate ? gate + offset : 0, slope,
+        unpack_rows(band, rowstride, rows, k, plane, w, kp, 0, gate ? gate + offset : 0,
+                    signs ? signs + ((size_t)n * k * h + 8 * ty) * SIGN_WORDS(w) : 0, signPlane, slope,
                     addend ? addend + offset : 0, stream, dx + offset);
     }
 #if defined(__x86_64__)

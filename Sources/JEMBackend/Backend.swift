@@ -76,14 +76,18 @@ public protocol Backend: AnyObject {
     // A backend may instead apply the activation on the fly (the CPU backend does); models always
     // call these, so how to fuse is the backend's decision alone.
 
-    /// output = conv(activation(input), weight) + bias. `scratch` may be overwritten.
+    /// output = conv(activation(input), weight) + bias. `scratch` may be overwritten. `inputSigns`
+    /// (`ActivationSigns.floatCount(shape)` floats, or nil) may receive the signs of `input` for the
+    /// backward-data of this same input (the CPU backend writes them; the defaults leave it alone).
     func conv2dForward(_ shape: Conv2DShape, input: DeviceBuffer, activation: Activation, scratch: DeviceBuffer,
-                       weight: DeviceBuffer, bias: DeviceBuffer?, output: DeviceBuffer)
+                       weight: DeviceBuffer, bias: DeviceBuffer?, output: DeviceBuffer, inputSigns: DeviceBuffer?)
     /// gradInput (+)= activation'(input) * [d output / d activation(input)]^T gradOutput: the input
-    /// gradient of conv(activation(input)). `scratch` may be overwritten.
+    /// gradient of conv(activation(input)). `scratch` may be overwritten. `inputSigns`: the buffer the
+    /// forward of this same `input` was given (or nil); a backend may read activation' from it
+    /// instead of from `input`.
     func conv2dBackwardData(_ shape: Conv2DShape, gradOutput: DeviceBuffer, weight: DeviceBuffer,
                             input: DeviceBuffer, activation: Activation, scratch: DeviceBuffer,
-                            gradInput: DeviceBuffer, accumulate: Bool)
+                            gradInput: DeviceBuffer, accumulate: Bool, inputSigns: DeviceBuffer?)
     /// gradWeight, gradBias (+)= the parameter gradients of conv(activation(input)). `scratch` may be
     /// overwritten.
     func conv2dBackwardFilter(_ shape: Conv2DShape, input: DeviceBuffer, activation: Activation,
@@ -101,20 +105,22 @@ public protocol Backend: AnyObject {
     /// output = conv(activation(input), weight) + bias + projection(projectionInput) + projectionBias:
     /// `shape` is the block's last conv, `projection` its shortcut (1x1, the same batch and output
     /// size). `scratch` (shape.inputCount floats) and `projectionScratch` (projection.outputCount)
-    /// may be overwritten.
+    /// may be overwritten; `inputSigns` as in conv2dForward.
     func conv2dForwardAddingProjection(_ shape: Conv2DShape, input: DeviceBuffer, activation: Activation,
                                        scratch: DeviceBuffer, weight: DeviceBuffer, bias: DeviceBuffer?,
                                        projection: Conv2DShape, projectionInput: DeviceBuffer,
                                        projectionWeight: DeviceBuffer, projectionBias: DeviceBuffer?,
-                                       projectionScratch: DeviceBuffer, output: DeviceBuffer)
+                                       projectionScratch: DeviceBuffer, output: DeviceBuffer,
+                                       inputSigns: DeviceBuffer?)
     /// gradInput = projection^T(projectionGradOutput) + activation'(input) * conv^T(gradOutput), the
     /// input gradient of a block whose first conv is `shape` (stride 1, of the activated block input
     /// `input`) and whose shortcut is `projection` (1x1, from the same input). Overwrites gradInput;
-    /// `scratch` (shape.inputCount floats) may be overwritten.
+    /// `scratch` (shape.inputCount floats) may be overwritten; `inputSigns` as in conv2dBackwardData.
     func conv2dBackwardDataAddingProjection(_ shape: Conv2DShape, gradOutput: DeviceBuffer, weight: DeviceBuffer,
                                             input: DeviceBuffer, activation: Activation, scratch: DeviceBuffer,
                                             projection: Conv2DShape, projectionGradOutput: DeviceBuffer,
-                                            projectionWeight: DeviceBuffer, gradInput: DeviceBuffer)
+                                            projectionWeight: DeviceBuffer, gradInput: DeviceBuffer,
+                                            inputSigns: DeviceBuffer?)
 
     // MARK: Pointwise
 
@@ -323,6 +329,23 @@ public struct Conv2DShape: Sendable, Equatable, CustomStringConvertible {
     }
 }
 
+/// The signs of an activation's input, one bit per element (set where the input is > 0): all the
+/// leaky ReLU's derivative needs, in 1/32 of the input's bytes. A forward conv of an activated
+/// input may write them and the backward-data of the same input read them instead of the input,
+/// so the input gradient does not read the whole input tensor again (see conv2dForward). Layout:
+/// one 16-bit word per 16 pixels of a row (bit x % 16 of word x / 16), rows in the input's order.
+public enum ActivationSigns {
+    /// Floats of a buffer for the signs of `batch` x `channels` x `height` x `width` elements.
+    public static func floatCount(batch: Int, channels: Int, height: Int, width: Int) -> Int {
+        (batch * channels * height * ((width + 15) / 16) + 1) / 2
+    }
+
+    /// Floats of a buffer for the signs of the input of `shape`.
+    public static func floatCount(_ shape: Conv2DShape) -> Int {
+        floatCount(batch: shape.batch, channels: shape.inChannels, height: shape.height, width: shape.width)
+    }
+}
+
 public enum Activation: Sendable, Equatable, CustomStringConvertible {
     case leakyReLU(slope: Float)
     case swish
@@ -413,16 +436,32 @@ extension Backend {
 /// not fuse them (the OpenCL backend), and the CPU backend's fallback for what it does not fuse.
 extension Backend {
     public func conv2dForward(_ shape: Conv2DShape, input: DeviceBuffer, activation: Activation, scratch: DeviceBuffer,
-                              weight: DeviceBuffer, bias: DeviceBuffer?, output: DeviceBuffer) {
+                              weight: DeviceBuffer, bias: DeviceBuffer?, output: DeviceBuffer,
+                              inputSigns: DeviceBuffer?) {
         composedConv2dForward(shape, input: input, activation: activation, scratch: scratch, weight: weight, bias: bias,
                               output: output)
     }
 
     public func conv2dBackwardData(_ shape: Conv2DShape, gradOutput: DeviceBuffer, weight: DeviceBuffer,
                                    input: DeviceBuffer, activation: Activation, scratch: DeviceBuffer,
-                                   gradInput: DeviceBuffer, accumulate: Bool) {
+                                   gradInput: DeviceBuffer, accumulate: Bool, inputSigns: DeviceBuffer?) {
         composedConv2dBackwardData(shape, gradOutput: gradOutput, weight: weight, input: input, activation: activation,
                                    scratch: scratch, gradInput: gradInput, accumulate: accumulate)
+    }
+
+    /// conv2dForward of an activated input without signs to keep.
+    public func conv2dForward(_ shape: Conv2DShape, input: DeviceBuffer, activation: Activation, scratch: DeviceBuffer,
+                              weight: DeviceBuffer, bias: DeviceBuffer?, output: DeviceBuffer) {
+        conv2dForward(shape, input: input, activation: activation, scratch: scratch, weight: weight, bias: bias,
+                      output: output, inputSigns: nil)
+    }
+
+    /// conv2dBackwardData of an activated input that reads activation' from `input`.
+    public func conv2dBackwardData(_ shape: Conv2DShape, gradOutput: DeviceBuffer, weight: DeviceBuffer,
+                                   input: DeviceBuffer, activation: Activation, scratch: DeviceBuffer,
+                                   gradInput: DeviceBuffer, accumulate: Bool) {
+        conv2dBackwardData(shape, gradOutput: gradOutput, weight: weight, input: input, activation: activation,
+                           scratch: scratch, gradInput: gradInput, accumulate: accumulate, inputSigns: nil)
     }
 
     public func conv2dBackwardFilter(_ shape: Conv2DShape, input: DeviceBuffer, activation: Activation,
@@ -483,12 +522,36 @@ extension Backend {
                                               scratch: DeviceBuffer, weight: DeviceBuffer, bias: DeviceBuffer?,
                                               projection: Conv2DShape, projectionInput: DeviceBuffer,
                                               projectionWeight: DeviceBuffer, projectionBias: DeviceBuffer?,
-                                              projectionScratch: DeviceBuffer, output: DeviceBuffer) {
+                                              projectionScratch: DeviceBuffer, output: DeviceBuffer,
+                                              inputSigns: DeviceBuffer?) {
         composedConv2dForwardAddingProjection(shape, input: input, activation: activation, scratch: scratch,
                                               weight: weight, bias: bias, projection: projection,
                                               projectionInput: projectionInput, projectionWeight: projectionWeight,
                                               projectionBias: projectionBias, projectionScratch: projectionScratch,
-                                              output: output)
+                                              output: output, inputSigns: inputSigns)
+    }
+
+    public func conv2dForwardAddingProjection(_ shape: Conv2DShape, input: DeviceBuffer, activation: Activation,
+                                              scratch: DeviceBuffer, weight: DeviceBuffer, bias: DeviceBuffer?,
+                                              projection: Conv2DShape, projectionInput: DeviceBuffer,
+                                              projectionWeight: DeviceBuffer, projectionBias: DeviceBuffer?,
+                                              projectionScratch: DeviceBuffer, output: DeviceBuffer) {
+        conv2dForwardAddingProjection(shape, input: input, activation: activation, scratch: scratch, weight: weight,
+                                      bias: bias, projection: projection, projectionInput: projectionInput,
+                                      projectionWeight: projectionWeight, projectionBias: projectionBias,
+                                      projectionScratch: projectionScratch, output: output, inputSigns: nil)
+    }
+
+    public func conv2dBackwardDataAddingProjection(_ shape: Conv2DShape, gradOutput: DeviceBuffer,
+                                                   weight: DeviceBuffer, input: DeviceBuffer, activation: Activation,
+                                                   scratch: DeviceBuffer, projection: Conv2DShape,
+                                                   projectionGradOutput: DeviceBuffer, projectionWeight: DeviceBuffer,
+                                                   gradInput: DeviceBuffer, inputSigns: DeviceBuffer?) {
+        composedConv2dBackwardDataAddingProjection(shape, gradOutput: gradOutput, weight: weight, input: input,
+                                                   activation: activation, scratch: scratch, projection: projection,
+                                                   projectionGradOutput: projectionGradOutput,
+                                                   projectionWeight: projectionWeight, gradInput: gradInput,
+                                                   inputSigns: inputSigns)
     }
 
     public func conv2dBackwardDataAddingProjection(_ shape: Conv2DShape, gradOutput: DeviceBuffer,
@@ -496,10 +559,10 @@ extension Backend {
                                                    scratch: DeviceBuffer, projection: Conv2DShape,
                                                    projectionGradOutput: DeviceBuffer, projectionWeight: DeviceBuffer,
                                                    gradInput: DeviceBuffer) {
-        composedConv2dBackwardDataAddingProjection(shape, gradOutput: gradOutput, weight: weight, input: input,
-                                                   activation: activation, scratch: scratch, projection: projection,
-                                                   projectionGradOutput: projectionGradOutput,
-                                                   projectionWeight: projectionWeight, gradInput: gradInput)
+        conv2dBackwardDataAddingProjection(shape, gradOutput: gradOutput, weight: weight, input: input,
+                                           activation: activation, scratch: scratch, projection: projection,
+                                           projectionGradOutput: projectionGradOutput,
+                                           projectionWeight: projectionWeight, gradInput: gradInput, inputSigns: nil)
     }
 
     /// conv2dForward of the activated input, then conv2dForwardAdding of the projection.
@@ -508,10 +571,11 @@ extension Backend {
                                                       weight: DeviceBuffer, bias: DeviceBuffer?,
                                                       projection: Conv2DShape, projectionInput: DeviceBuffer,
                                                       projectionWeight: DeviceBuffer, projectionBias: DeviceBuffer?,
-                                                      projectionScratch: DeviceBuffer, output: DeviceBuffer) {
+                                                      projectionScratch: DeviceBuffer, output: DeviceBuffer,
+                                                      inputSigns: DeviceBuffer? = nil) {
         precondition(projection.isProjection(addingOntoOutputOf: shape), "projection \(projection) does not fit \(shape)")
         conv2dForward(shape, input: input, activation: activation, scratch: scratch, weight: weight, bias: bias,
-                      output: output)
+                      output: output, inputSigns: inputSigns)
         conv2dForwardAdding(projection, input: projectionInput, weight: projectionWeight, bias: projectionBias,
                             scratch: projectionScratch, output: output)
     }
@@ -522,12 +586,13 @@ extension Backend {
                                                            weight: DeviceBuffer, input: DeviceBuffer,
                                                            activation: Activation, scratch: DeviceBuffer,
                                                            projection: Conv2DShape, projectionGradOutput: DeviceBuffer,
-                                                           projectionWeight: DeviceBuffer, gradInput: DeviceBuffer) {
+                                                           projectionWeight: DeviceBuffer, gradInput: DeviceBuffer,
+                                                           inputSigns: DeviceBuffer? = nil) {
         precondition(projection.isProjection(sharingInputOf: shape), "projection \(projection) does not fit \(shape)")
         conv2dBackwardData(projection, gradOutput: projectionGradOutput, weight: projectionWeight,
                            gradInput: gradInput, accumulate: false)
         conv2dBackwardData(shape, gradOutput: gradOutput, weight: weight, input: input, activation: activation,
-                           scratch: scratch, gradInput: gradInput, accumulate: true)
+                           scratch: scratch, gradInput: gradInput, accumulate: true, inputSigns: inputSigns)
     }
 }
 

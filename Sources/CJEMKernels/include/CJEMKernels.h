@@ -38,13 +38,17 @@ void jem_wino_unpack(const float *yp, int nb, int k, int h, int w, int kp, int t
    `band` (16 * tw * kp floats). Bit for bit the results of the separate calls. Tile t, point p of
    V (M) sits at t*tstride + p*pstride: tstride = cp, pstride >= tiles*cp is the layout above;
    tstride = 36*cp, pstride = cp keeps each tile's 36 points together (one store stream).
-   addend (layout of y, or NULL): added to each output as it is stored; y itself accumulates. */
+   addend (layout of y, or NULL): added to each output as it is stored; y itself accumulates.
+   signs (with leaky, or NULL): receives the signs of x (layout in winograd_rows.h: bit x % 16 of word
+   ((n*c + ch)*h + y)*((w + 15)/16) + x/16 is x[n][ch][y][x] > 0), for the backward's gate; in the
+   unpack, signs (or NULL) stands in for gate, bit for bit the same result. */
 void jem_wino_pack_input(const float *x, int nb, int c, int h, int w, int cp, int th, int tw, int leaky, float slope,
-                         float *band, float *v, size_t tstride, size_t pstride);
+                         unsigned short *signs, float *band, float *v, size_t tstride, size_t pstride);
 void jem_wino_output_unpack(const float *m, int nb, int k, int h, int w, int kp, int th, int tw, size_t tstride,
-                            size_t pstride,
-                            const float *bias, const float *gate, float slope, const float *addend, int stream,
-                            float *band, float *y);
+                            size_t pstride, const float *bias, const float *gate, const unsigned short *signs,
+                            float slope, const float *addend, int stream, float *band, float *y);
+/* signs of x as jem_wino_pack_input writes them, for `rows` rows of w floats (rows = n*c*h). */
+void jem_activation_signs(const float *x, size_t rows, int w, unsigned short *signs);
 
 
 /* Weight gradients of the same convs, Winograd F(3x3, 4x4) (see winograd.c):
@@ -59,24 +63,26 @@ void jem_wino_filter_grad(const float *prod, int cout, int cin, int accumulate, 
    input pixels as they are and F(4,2) on the odd ones, 9 x 9 = 81 points per tile.
      jem_wino2_filter             U[p][r][q] (p < 81) for rows first ..< last, rows/cols/backward as
                                   jem_wino_filter (81 x rows x kp floats: the threads share the rows)
-     jem_wino2_pack_input         forward: x -> V, tiles of 4x4 outputs (th x tw over oh x ow)
+     jem_wino2_pack_input         forward: x -> V, tiles of 4x4 outputs (th x tw over oh x ow), signs as
+                                  jem_wino_pack_input
      (the caller)                 M[p][t][kp] = V[p] x U[p] (81 GEMMs)
      jem_wino2_output_unpack      y = A~^T M A~ (+ bias) (+ addend, as jem_wino_output_unpack)
    and for backward data (tiles of 8x8 input pixels, th x tw over h x w):
      jem_wino2_pack_input_backward   dy -> V
-     jem_wino2_output_unpack_backward  dx = the 8x8 pixels (times act'(gate) when given) (+ addend)
+     jem_wino2_output_unpack_backward  dx = the 8x8 pixels (times act'(gate) when given, or from the
+                                  signs as in jem_wino_output_unpack) (+ addend)
    band: 9*(8*tw+1)*cp, 5*(4*tw+2)*cp, 4*4*tw*kp and 8*8*tw*kp floats respectively. */
 void jem_wino2_filter(const float *w, int cout, int cin, int backward, int kp, int first, int last, float *u);
 void jem_wino2_pack_input(const float *x, int nb, int c, int h, int w, int cp, int th, int tw, int leaky, float slope,
-                          float *band, float *v, size_t tstride, size_t pstride);
+                          unsigned short *signs, float *band, float *v, size_t tstride, size_t pstride);
 void jem_wino2_pack_input_backward(const float *dy, int nb, int c, int oh, int ow, int cp, int th, int tw,
                                    float *band, float *v, size_t tstride, size_t pstride);
 void jem_wino2_output_unpack(const float *m, int nb, int k, int oh, int ow, int kp, int th, int tw, size_t tstride,
                              size_t pstride, const float *bias, const float *addend, int stream, float *band,
                              float *y);
 void jem_wino2_output_unpack_backward(const float *m, int nb, int k, int h, int w, int kp, int th, int tw,
-                                      size_t tstride, size_t pstride, const float *gate, float slope, const float *addend,
-                                      int stream, float *band, float *dx);
+                                      size_t tstride, size_t pstride, const float *gate, const unsigned short *signs,
+                                      float slope, const float *addend, int stream, float *band, float *dx);
 
 /* Weight gradients of the stride-2 convs (winograd_stride2.c), the transposed forward:
      jem_wino2_pack_input                   X[p][t][cp] from the input, tiles of 4x4 outputs

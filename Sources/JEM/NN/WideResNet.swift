@@ -270,6 +270,10 @@ final class WideBasicBlock {
     let shortcutOutput: DeviceBuffer?
     let gradHidden: DeviceBuffer   // scratch: d act(hidden), then d hidden (fused: d hidden directly)
     let gradActivated1: DeviceBuffer
+    // ActivationSigns of x and hidden, written by the forward convs for their input gradients (a
+    // backend that keeps them reads 1 bit per value there instead of the whole tensor again).
+    let inputSigns: DeviceBuffer
+    let hiddenSigns: DeviceBuffer
 
     init(name: String, inChannels: Int, outChannels: Int, stride: Int, height: Int, width: Int, maxBatch: Int,
          activation: Activation, backend: any Backend) throws {
@@ -300,6 +304,10 @@ final class WideBasicBlock {
         shortcutOutput = shortcut == nil ? nil : try backend.makeBuffer(count: outCount)
         gradHidden = try backend.makeBuffer(count: hiddenCount)
         gradActivated1 = try backend.makeBuffer(count: inCount)
+        inputSigns = try backend.makeBuffer(count: ActivationSigns.floatCount(batch: maxBatch, channels: inChannels,
+                                                                              height: height, width: width))
+        hiddenSigns = try backend.makeBuffer(count: ActivationSigns.floatCount(batch: maxBatch, channels: outChannels,
+                                                                               height: height, width: width))
     }
 
     var parameters: [Parameter] {
@@ -318,7 +326,7 @@ final class WideBasicBlock {
         let s1 = conv1.shape(batch: batch, height: height, width: width)
         let s2 = conv2.shape(batch: batch, height: height, width: width)
         backend.conv2dForward(s1, input: x, activation: activation, scratch: activated1, weight: conv1.weight.value,
-                              bias: conv1.bias.value, output: hidden)
+                              bias: conv1.bias.value, output: hidden, inputSigns: inputSigns)
         if let shortcut, let shortcutOutput {
             // output = conv2(act(hidden)) + shortcut(x), the shortcut's own output buffer as scratch
             // (a backend that adds the shortcut as it stores the conv never touches it).
@@ -328,10 +336,12 @@ final class WideBasicBlock {
                                                                              width: width),
                                                   projectionInput: x, projectionWeight: shortcut.weight.value,
                                                   projectionBias: shortcut.bias.value,
-                                                  projectionScratch: shortcutOutput, output: output)
+                                                  projectionScratch: shortcutOutput, output: output,
+                                                  inputSigns: hiddenSigns)
         } else {
             backend.conv2dForward(s2, input: hidden, activation: activation, scratch: activated2,
-                                  weight: conv2.weight.value, bias: conv2.bias.value, output: output)
+                                  weight: conv2.weight.value, bias: conv2.bias.value, output: output,
+                                  inputSigns: hiddenSigns)
             backend.axpby(alpha: 1, x: x, beta: 1, y: output, count: outCount)
         }
     }
@@ -355,7 +365,7 @@ final class WideBasicBlock {
         }
         backend.conv2dBackwardData(s2, gradOutput: gradOutput, weight: conv2.weight.value, input: hidden,
                                    activation: activation, scratch: activated2, gradInput: gradHidden,
-                                   accumulate: false)
+                                   accumulate: false, inputSigns: hiddenSigns)
         if parameters {
             backend.conv2dBackwardFilter(s1, input: x, activation: activation, scratch: activated1,
                                          gradOutput: gradHidden, gradWeight: conv1.weight.gradient,
@@ -366,12 +376,13 @@ final class WideBasicBlock {
             backend.conv2dBackwardDataAddingProjection(s1, gradOutput: gradHidden, weight: conv1.weight.value,
                                                        input: x, activation: activation, scratch: gradActivated1,
                                                        projection: projection, projectionGradOutput: gradOutput,
-                                                       projectionWeight: shortcut.weight.value, gradInput: gradInput)
+                                                       projectionWeight: shortcut.weight.value, gradInput: gradInput,
+                                                       inputSigns: inputSigns)
         } else {
             backend.copy(gradOutput, to: gradInput, count: inCount)
             backend.conv2dBackwardData(s1, gradOutput: gradHidden, weight: conv1.weight.value, input: x,
                                        activation: activation, scratch: gradActivated1, gradInput: gradInput,
-                                       accumulate: true)
+                                       accumulate: true, inputSigns: inputSigns)
         }
     }
 }

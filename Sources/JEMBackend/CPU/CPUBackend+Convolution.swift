@@ -66,21 +66,43 @@ extension CPUBackend {
         }
     }
 
+    /// The Winograd convs write `inputSigns` as their input transform reads the input; every other
+    /// path writes them in a pass of their own, so the backward may always read them.
     public func conv2dForward(_ s: Conv2DShape, input: DeviceBuffer, activation: Activation, scratch: DeviceBuffer,
-                              weight: DeviceBuffer, bias: DeviceBuffer?, output: DeviceBuffer) {
+                              weight: DeviceBuffer, bias: DeviceBuffer?, output: DeviceBuffer,
+                              inputSigns: DeviceBuffer?) {
+        precondition(inputSigns.map { $0.count >= ActivationSigns.floatCount(s) } ?? true,
+                     "inputSigns holds \(inputSigns?.count ?? 0) of \(ActivationSigns.floatCount(s)) floats")
         guard let slope = fusedSlope(activation, s) else {
             composedConv2dForward(s, input: input, activation: activation, scratch: scratch, weight: weight, bias: bias,
                                   output: output)
+            if let inputSigns { writeSigns(s, input: input, signs: inputSigns) }
             return
         }
         precondition(input.count >= s.inputCount && output.count >= s.outputCount && weight.count >= s.weightCount)
+        let fused = winogradApplies(s, backward: false) || winogradStride2Applies(s)
         convolutionForward(s, input: f(input), leaky: slope, weight: f(weight), bias: bias.map { f($0) },
-                           output: f(output))
+                           output: f(output), signs: fused ? inputSigns.map { signWords($0) } : nil)
+        if let inputSigns, !fused { writeSigns(s, input: input, signs: inputSigns) }
     }
 
+    /// ActivationSigns of the input of `s`, image by image over the threads.
+    func writeSigns(_ s: Conv2DShape, input: DeviceBuffer, signs: DeviceBuffer) {
+        let x = UnsafeSendable(f(input)), words = UnsafeSendable(signWords(signs))
+        let rows = s.inChannels * s.height, perRow = (s.width + 15) / 16
+        parallelImages(s.batch) { _, images in
+            jem_activation_signs(x.value + images.lowerBound * rows * s.width, images.count * rows, Int32(s.width),
+                                 words.value + images.lowerBound * rows * perRow)
+        }
+    }
+
+    /// With `inputSigns`, the Winograd convs read the activation's derivative from them instead of
+    /// from `input` (bit for bit the same result).
     public func conv2dBackwardData(_ s: Conv2DShape, gradOutput: DeviceBuffer, weight: DeviceBuffer,
                                    input: DeviceBuffer, activation: Activation, scratch: DeviceBuffer,
-                                   gradInput: DeviceBuffer, accumulate: Bool) {
+                                   gradInput: DeviceBuffer, accumulate: Bool, inputSigns: DeviceBuffer?) {
+        precondition(inputSigns.map { $0.count >= ActivationSigns.floatCount(s) } ?? true,
+                     "inputSigns holds \(inputSigns?.count ?? 0) of \(ActivationSigns.floatCount(s)) floats")
         guard let slope = fusedSlope(activation, s),
               winogradApplies(s, backward: true) || winogradStride2Applies(s)
                 || jem_col2im_gathers(Int32(s.height), Int32(s.width), Int32(s.kernel), Int32(s.stride),
@@ -91,8 +113,9 @@ extension CPUBackend {
         }
         precondition(gradOutput.count >= s.outputCount && gradInput.count >= s.inputCount
                      && input.count >= s.inputCount && weight.count >= s.weightCount)
-        convolutionBackwardData(s, gradOutput: f(gradOutput), weight: f(weight), gate: f(input), slope: slope,
-                                gradInput: f(gradInput), accumulate: accumulate)
+        convolutionBackwardData(s, gradOutput: f(gradOutput), weight: f(weight), gate: f(input),
+                                signs: inputSigns.map { signWords($0) }, slope: slope, gradInput: f(gradInput),
+                                accumulate: accumulate)
     }
 
     public func conv2dBackwardFilter(_ s: Conv2DShape, input: DeviceBuffer, activation: Activation,
@@ -122,16 +145,20 @@ extension CPUBackend {
                                               scratch: DeviceBuffer, weight: DeviceBuffer, bias: DeviceBuffer?,
                                               projection: Conv2DShape, projectionInput: DeviceBuffer,
                                               projectionWeight: DeviceBuffer, projectionBias: DeviceBuffer?,
-                                              projectionScratch: DeviceBuffer, output: DeviceBuffer) {
+                                              projectionScratch: DeviceBuffer, output: DeviceBuffer,
+                                              inputSigns: DeviceBuffer?) {
         guard let slope = fusedSlope(activation, shape), projection.isProjection(addingOntoOutputOf: shape),
               winogradApplies(shape, backward: false) || winogradStride2Applies(shape) else {
             composedConv2dForwardAddingProjection(shape, input: input, activation: activation, scratch: scratch,
                                                   weight: weight, bias: bias, projection: projection,
                                                   projectionInput: projectionInput, projectionWeight: projectionWeight,
                                                   projectionBias: projectionBias, projectionScratch: projectionScratch,
-                                                  output: output)
+                                                  output: output, inputSigns: inputSigns)
             return
         }
+        precondition(inputSigns.map { $0.count >= ActivationSigns.floatCount(shape) } ?? true,
+                     "inputSigns holds \(inputSigns?.count ?? 0) of \(ActivationSigns.floatCount(shape)) floats")
+        let signs = inputSigns.map { signWords($0) }
         precondition(input.count >= shape.inputCount && output.count >= shape.outputCount
                      && weight.count >= shape.weightCount && projectionInput.count >= projection.inputCount
                      && projectionWeight.count >= projection.weightCount)
@@ -148,11 +175,11 @@ extension CPUBackend {
         }
         if winogradApplies(shape, backward: false) {
             winogradConvolution(shape, input: f(input), leaky: slope, weight: f(weight), bias: bias.map { f($0) },
-                                gate: nil, slope: 0, output: f(output), backward: false, accumulate: false,
-                                prefill: prefill)
+                                gate: nil, signs: signs, slope: 0, output: f(output), backward: false,
+                                accumulate: false, prefill: prefill)
         } else {
             winogradStride2Convolution(shape, input: f(input), leaky: slope, weight: f(weight),
-                                       bias: bias.map { f($0) }, gate: nil, slope: 0, output: f(output),
+                                       bias: bias.map { f($0) }, gate: nil, signs: signs, slope: 0, output: f(output),
                                        backward: false, accumulate: false, prefill: prefill)
         }
     }
@@ -164,16 +191,19 @@ extension CPUBackend {
                                                    weight: DeviceBuffer, input: DeviceBuffer, activation: Activation,
                                                    scratch: DeviceBuffer, projection: Conv2DShape,
                                                    projectionGradOutput: DeviceBuffer, projectionWeight: DeviceBuffer,
-                                                   gradInput: DeviceBuffer) {
+                                                   gradInput: DeviceBuffer, inputSigns: DeviceBuffer?) {
         guard let slope = fusedSlope(activation, shape), projection.isProjection(sharingInputOf: shape),
               winogradApplies(shape, backward: true) else {
             composedConv2dBackwardDataAddingProjection(shape, gradOutput: gradOutput, weight: weight, input: input,
                                                        activation: activation, scratch: scratch,
                                                        projection: projection,
                                                        projectionGradOutput: projectionGradOutput,
-                                                       projectionWeight: projectionWeight, gradInput: gradInput)
+                                                       projectionWeight: projectionWeight, gradInput: gradInput,
+                                                       inputSigns: inputSigns)
             return
         }
+        precondition(inputSigns.map { $0.count >= ActivationSigns.floatCount(shape) } ?? true,
+                     "inputSigns holds \(inputSigns?.count ?? 0) of \(ActivationSigns.floatCount(shape)) floats")
         precondition(gradOutput.count >= shape.outputCount && gradInput.count >= shape.inputCount
                      && input.count >= shape.inputCount && weight.count >= shape.weightCount
                      && projectionGradOutput.count >= projection.outputCount
@@ -189,7 +219,8 @@ extension CPUBackend {
             }
         }
         winogradConvolution(shape, input: f(gradOutput), leaky: nil, weight: f(weight), bias: nil, gate: f(input),
-                            slope: slope, output: f(gradInput), backward: true, accumulate: false, prefill: prefill)
+                            signs: inputSigns.map { signWords($0) }, slope: slope, output: f(gradInput),
+                            backward: true, accumulate: false, prefill: prefill)
     }
 
     /// The leaky ReLU's slope when `activation` fuses into the convolution `s`: a leaky ReLU (swish
@@ -202,20 +233,23 @@ extension CPUBackend {
     // MARK: Implementations
 
     /// output (+)= conv(leaky ? act(x) : x) + bias (`accumulate`: im2col and 1x1 shapes only).
+    /// `signs`: the Winograd shapes' ActivationSigns of x (with leaky), written as x is read.
     func convolutionForward(_ s: Conv2DShape, input: UnsafeMutablePointer<Float>, leaky: Float?,
                             weight: UnsafeMutablePointer<Float>, bias: UnsafeMutablePointer<Float>?,
-                            output: UnsafeMutablePointer<Float>, accumulate: Bool = false) {
+                            output: UnsafeMutablePointer<Float>, accumulate: Bool = false,
+                            signs: UnsafeMutablePointer<UInt16>? = nil) {
         precondition(!accumulate || (!winogradApplies(s, backward: false) && !winogradStride2Applies(s)))
         if winogradApplies(s, backward: false) {
-            winogradConvolution(s, input: input, leaky: leaky, weight: weight, bias: bias, gate: nil, slope: 0,
-                                output: output, backward: false, accumulate: false)
+            winogradConvolution(s, input: input, leaky: leaky, weight: weight, bias: bias, gate: nil, signs: signs,
+                                slope: 0, output: output, backward: false, accumulate: false)
             return
         }
         if winogradStride2Applies(s) {
-            winogradStride2Convolution(s, input: input, leaky: leaky, weight: weight, bias: bias, gate: nil, slope: 0,
-                                       output: output, backward: false, accumulate: false)
+            winogradStride2Convolution(s, input: input, leaky: leaky, weight: weight, bias: bias, gate: nil,
+                                       signs: signs, slope: 0, output: output, backward: false, accumulate: false)
             return
         }
+        precondition(signs == nil, "signs are written by the Winograd convs only")
         let x = UnsafeSendable(input), w = UnsafeSendable(weight), y = UnsafeSendable(output)
         let b = UnsafeSendable(bias)
         precondition(leaky == nil || !s.isPointwise)
@@ -267,18 +301,22 @@ extension CPUBackend {
     }
 
     /// gradInput (+)= [gate ? act'(gate) * : ] conv^T(gradOutput). A gate needs a Winograd shape or
-    /// a gathering col2im shape.
+    /// a gathering col2im shape. `signs` (ActivationSigns of the gate, or nil): what the Winograd
+    /// shapes read instead of the gate.
     func convolutionBackwardData(_ s: Conv2DShape, gradOutput: UnsafeMutablePointer<Float>,
-                                 weight: UnsafeMutablePointer<Float>, gate: UnsafeMutablePointer<Float>?, slope: Float,
+                                 weight: UnsafeMutablePointer<Float>, gate: UnsafeMutablePointer<Float>?,
+                                 signs: UnsafeMutablePointer<UInt16>? = nil, slope: Float,
                                  gradInput: UnsafeMutablePointer<Float>, accumulate: Bool) {
         if winogradApplies(s, backward: true) {
-            winogradConvolution(s, input: gradOutput, leaky: nil, weight: weight, bias: nil, gate: gate, slope: slope,
-                                output: gradInput, backward: true, accumulate: accumulate)
+            winogradConvolution(s, input: gradOutput, leaky: nil, weight: weight, bias: nil, gate: gate,
+                                signs: gate == nil ? nil : signs, slope: slope, output: gradInput, backward: true,
+                                accumulate: accumulate)
             return
         }
         if winogradStride2Applies(s) {
             winogradStride2Convolution(s, input: gradOutput, leaky: nil, weight: weight, bias: nil, gate: gate,
-                                       slope: slope, output: gradInput, backward: true, accumulate: accumulate)
+                                       signs: gate == nil ? nil : signs, slope: slope, output: gradInput,
+                                       backward: true, accumulate: accumulate)
             return
         }
         let dy = UnsafeSendable(gradOutput), w = UnsafeSendable(weight), dx = UnsafeSendable(gradInput)

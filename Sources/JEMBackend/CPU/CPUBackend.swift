@@ -89,6 +89,10 @@ public final class CPUBackend: Backend {
 
     @inline(__always) func f(_ b: DeviceBuffer) -> UnsafeMutablePointer<Float> { cpu(b).floats }
     @inline(__always) func i32(_ b: DeviceBuffer) -> UnsafeMutablePointer<Int32> { cpu(b).ints }
+    /// The 16-bit words of an `ActivationSigns` buffer.
+    @inline(__always) func signWords(_ b: DeviceBuffer) -> UnsafeMutablePointer<UInt16> {
+        cpu(b).raw.assumingMemoryBound(to: UInt16.self)
+    }
 
     // MARK: Buffers
 

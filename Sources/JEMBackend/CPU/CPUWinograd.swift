@@ -57,9 +57,12 @@ extension CPUBackend {
     /// `prefill(thread, images, addend)`: writes what to add onto those images of the output (a
     /// residual shortcut, laid out as the output, image `images.lowerBound` at `addend`) into a
     /// chunk-sized scratch that stays in cache; the output is then written once, never read.
+    /// `signs` (ActivationSigns, or nil): forward (with `leaky`), written with the signs of the
+    /// input as the input transform reads it; backward, read instead of `gate`.
     func winogradConvolution(_ s: Conv2DShape, input: UnsafeMutablePointer<Float>, leaky: Float?,
                              weight: UnsafeMutablePointer<Float>, bias: UnsafeMutablePointer<Float>?,
-                             gate: UnsafeMutablePointer<Float>?, slope: Float,
+                             gate: UnsafeMutablePointer<Float>?, signs: UnsafeMutablePointer<UInt16>? = nil,
+                             slope: Float,
                              output: UnsafeMutablePointer<Float>, backward: Bool, accumulate: Bool,
                              prefill: ((Int, Range<Int>, UnsafeMutablePointer<Float>) -> Void)? = nil) {
         let lanes = Self.winogradLanes
@@ -73,7 +76,10 @@ extension CPUBackend {
             jem_wino_filter(weight, Int32(s.outChannels), Int32(s.inChannels), backward ? 1 : 0, Int32(kp), u)
         }
         let x = UnsafeSendable(input), y = UnsafeSendable(output), b = UnsafeSendable(bias)
-        let filter = UnsafeSendable(u), gates = UnsafeSendable(gate)
+        let filter = UnsafeSendable(u), gates = UnsafeSendable(gate), words = UnsafeSendable(signs)
+        precondition(signs == nil || (backward ? gate != nil : leaky != nil), "signs without an activation")
+        // The signs' words of one image (of the input forward, of gradInput backward: the same tensor).
+        let imageWords = (backward ? outC : inC) * h * ((w + 15) / 16)
         let scratch = threadScratch
         // Outputs of a megabyte or more per thread leave the caches before the next op reads them:
         // stream them to memory instead of reading every line in first.
@@ -92,7 +98,8 @@ extension CPUBackend {
             // V tile-major (each tile's 36 points together: one store stream for the input
             // transform instead of 36), M point-major (contiguous GEMM output).
             jem_wino_pack_input(x.value + first * inC * h * w, Int32(nb), Int32(inC), Int32(h), Int32(w), Int32(cp),
-                                Int32(th), Int32(tw), leaky == nil ? 0 : 1, leaky ?? 0, inputBand, transformed,
+                                Int32(th), Int32(tw), leaky == nil ? 0 : 1, leaky ?? 0,
+                                backward ? nil : words.value.map { $0 + first * imageWords }, inputBand, transformed,
                                 36 * cp, cp)
             for p in 0..<36 {
                 cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(tiles), Int32(outC), Int32(inC), 1,
@@ -106,7 +113,8 @@ extension CPUBackend {
                 prefill(thread, images, addend!)
             }
             jem_wino_output_unpack(products, Int32(nb), Int32(outC), Int32(h), Int32(w), Int32(kp), Int32(th),
-                                   Int32(tw), kp, outStride, b.value, gates.value.map { $0 + first * outC * h * w }, slope,
+                                   Int32(tw), kp, outStride, b.value, gates.value.map { $0 + first * outC * h * w },
+                                   backward ? words.value.map { UnsafePointer($0 + first * imageWords) } : nil, slope,
                                    addend, stream, outputBand, target)
         }
     }
@@ -127,7 +135,7 @@ extension CPUBackend {
                                    input: input, gradOutput: gradOutput,
                                    transformInput: { x, nb, band, tiles, pstride in
             jem_wino_pack_input(x, Int32(nb), Int32(s.inChannels), Int32(s.height), Int32(s.width), Int32(cp),
-                                Int32(th), Int32(tw), leaky == nil ? 0 : 1, leaky ?? 0, band, tiles, cp, pstride)
+                                Int32(th), Int32(tw), leaky == nil ? 0 : 1, leaky ?? 0, nil, band, tiles, cp, pstride)
         }, transformGradient: { packed, nb, tiles, pstride in
             jem_wino_grad_input(packed, Int32(nb), Int32(th), Int32(tw), Int32(Self.lanesPadded(s.outChannels)), tiles,
                                 pstride)

@@ -40,10 +40,11 @@ extension CPUBackend {
 
     /// output = conv(leaky ? act(input) : input, weight) (+ bias), or for `backward`
     /// gradInput (+)= [gate ? act'(gate) * : ] the backward-data of `s` applied to input = gradOutput.
-    /// `prefill` as in `winogradConvolution`.
+    /// `prefill` and `signs` as in `winogradConvolution`.
     func winogradStride2Convolution(_ s: Conv2DShape, input: UnsafeMutablePointer<Float>, leaky: Float?,
                                     weight: UnsafeMutablePointer<Float>, bias: UnsafeMutablePointer<Float>?,
-                                    gate: UnsafeMutablePointer<Float>?, slope: Float,
+                                    gate: UnsafeMutablePointer<Float>?, signs: UnsafeMutablePointer<UInt16>? = nil,
+                                    slope: Float,
                                     output: UnsafeMutablePointer<Float>, backward: Bool, accumulate: Bool,
                                     prefill: ((Int, Range<Int>, UnsafeMutablePointer<Float>) -> Void)? = nil) {
         let lanes = Self.winogradLanes
@@ -70,7 +71,10 @@ extension CPUBackend {
             }
         })
         let x = UnsafeSendable(input), y = UnsafeSendable(output), b = UnsafeSendable(bias)
-        let gates = UnsafeSendable(gate)
+        let gates = UnsafeSendable(gate), words = UnsafeSendable(signs)
+        precondition(signs == nil || (backward ? gate != nil : leaky != nil), "signs without an activation")
+        // The signs' words of one image of the conv's input (x forward, gradInput backward).
+        let imageWords = s.inChannels * h * ((w + 15) / 16)
         let scratch = threadScratch
         let stream: Int32 = s.batch * outC * outPlane * 4 / Parallel.threads >= 1 << 20 ? 1 : 0
         parallelBlocks(s.batch, block: chunk) { thread, images in
@@ -89,7 +93,8 @@ extension CPUBackend {
                                               Int32(tw), inputBand, transformed, 81 * cp, cp)
             } else {
                 jem_wino2_pack_input(source, Int32(nb), Int32(inC), Int32(h), Int32(w), Int32(cp), Int32(th), Int32(tw),
-                                     leaky == nil ? 0 : 1, leaky ?? 0, inputBand, transformed, 81 * cp, cp)
+                                     leaky == nil ? 0 : 1, leaky ?? 0, words.value.map { $0 + first * imageWords },
+                                     inputBand, transformed, 81 * cp, cp)
             }
             for p in 0..<81 {
                 cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(tiles), Int32(outC), Int32(inC), 1,
@@ -104,7 +109,8 @@ extension CPUBackend {
             if backward {
                 jem_wino2_output_unpack_backward(products, Int32(nb), Int32(outC), Int32(h), Int32(w), Int32(kp),
                                                  Int32(th), Int32(tw), kp, outStride,
-                                                 gates.value.map { $0 + first * outC * outPlane }, slope, addend,
+                                                 gates.value.map { $0 + first * outC * outPlane },
+                                                 words.value.map { UnsafePointer($0 + first * imageWords) }, slope, addend,
                                                  stream, outputBand, target)
             } else {
                 jem_wino2_output_unpack(products, Int32(nb), Int32(outC), Int32(oh), Int32(ow), Int32(kp), Int32(th),
@@ -125,7 +131,7 @@ extension CPUBackend {
                                    input: input, gradOutput: gradOutput,
                                    transformInput: { x, nb, band, tiles, pstride in
             jem_wino2_pack_input(x, Int32(nb), Int32(s.inChannels), Int32(s.height), Int32(s.width), Int32(cp),
-                                 Int32(th), Int32(tw), leaky == nil ? 0 : 1, leaky ?? 0, band, tiles, cp, pstride)
+                                 Int32(th), Int32(tw), leaky == nil ? 0 : 1, leaky ?? 0, nil, band, tiles, cp, pstride)
         }, transformGradient: { packed, nb, tiles, pstride in
             jem_wino2_grad_output(packed, Int32(nb), Int32(th), Int32(tw), Int32(Self.lanesPadded(s.outChannels)),
                                   tiles, pstride)

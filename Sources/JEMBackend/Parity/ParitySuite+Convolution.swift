@@ -75,12 +75,16 @@ extension ParitySuite {
             let scratch = try h.pair(h.random(max(last.inputCount, first.inputCount)))
             let projectionScratch = try h.pair(h.random(projection.outputCount))
             let output = try h.pair(h.random(last.outputCount))
+            // The signs that a backend may keep from the forward for the backward (stale bits first).
+            let hiddenSigns = try h.pair(h.random(ActivationSigns.floatCount(last)))
+            let xSigns = try h.pair(h.random(ActivationSigns.floatCount(first)))
             h.both { b, p in
                 b.conv2dForwardAddingProjection(last, input: p(hidden), activation: activation, scratch: p(scratch),
                                                 weight: p(weight), bias: p(bias), projection: projection,
                                                 projectionInput: p(x), projectionWeight: p(projectionWeight),
                                                 projectionBias: p(projectionBias),
-                                                projectionScratch: p(projectionScratch), output: p(output))
+                                                projectionScratch: p(projectionScratch), output: p(output),
+                                                inputSigns: p(hiddenSigns))
             }
             try h.check("conv2dForwardAddingProjection", output, what)
 
@@ -88,11 +92,15 @@ extension ParitySuite {
             let gradHidden = try h.pair(h.random(first.outputCount))
             let gradOutput = try h.pair(h.random(projection.outputCount))
             let gradInput = try h.pair(h.random(first.inputCount))
+            let hiddenOut = try h.pair(h.random(first.outputCount))
             h.both { b, p in
+                b.conv2dForward(first, input: p(x), activation: activation, scratch: p(scratch), weight: p(firstWeight),
+                                bias: nil, output: p(hiddenOut), inputSigns: p(xSigns))
                 b.conv2dBackwardDataAddingProjection(first, gradOutput: p(gradHidden), weight: p(firstWeight),
                                                      input: p(x), activation: activation, scratch: p(scratch),
                                                      projection: projection, projectionGradOutput: p(gradOutput),
-                                                     projectionWeight: p(projectionWeight), gradInput: p(gradInput))
+                                                     projectionWeight: p(projectionWeight), gradInput: p(gradInput),
+                                                     inputSigns: p(xSigns))
             }
             try h.check("conv2dBackwardDataAddingProjection", gradInput, "\(first) + \(projection)")
         }
@@ -114,9 +122,11 @@ extension ParitySuite {
                 let input = try h.pair(h.random(s.inputCount, -2, 2)), weight = try h.pair(h.random(s.weightCount))
                 let bias = try h.pair(h.random(s.outChannels)), output = try h.pair(h.random(s.outputCount))
                 let scratch = try h.pair(h.random(s.inputCount))
+                // Every other shape keeps the input's signs for the backward (stale bits first).
+                let signs = index % 3 == 2 ? nil : try h.pair(h.random(ActivationSigns.floatCount(s)))
                 h.both { b, p in
                     b.conv2dForward(s, input: p(input), activation: activation, scratch: p(scratch), weight: p(weight),
-                                    bias: p(bias), output: p(output))
+                                    bias: p(bias), output: p(output), inputSigns: signs.map { p($0) })
                 }
                 try h.check("conv2dForward of activated input", output, what)
 
@@ -124,7 +134,7 @@ extension ParitySuite {
                 h.both { b, p in
                     b.conv2dBackwardData(s, gradOutput: p(gradOutput), weight: p(weight), input: p(input),
                                          activation: activation, scratch: p(scratch), gradInput: p(gradInput),
-                                         accumulate: accumulate)
+                                         accumulate: accumulate, inputSigns: signs.map { p($0) })
                 }
                 try h.check("conv2dBackwardData of activated input", gradInput, what)
 
