@@ -71,8 +71,6 @@ extension CPUBackend {
     public func conv2dForward(_ s: Conv2DShape, input: DeviceBuffer, activation: Activation, scratch: DeviceBuffer,
                               weight: DeviceBuffer, bias: DeviceBuffer?, output: DeviceBuffer,
                               inputSigns: DeviceBuffer?) {
-        precondition(inputSigns.map { $0.count >= ActivationSigns.floatCount(s) } ?? true,
-                     "inputSigns holds \(inputSigns?.count ?? 0) of \(ActivationSigns.floatCount(s)) floats")
         guard let slope = fusedSlope(activation, s) else {
             composedConv2dForward(s, input: input, activation: activation, scratch: scratch, weight: weight, bias: bias,
                                   output: output)
@@ -82,13 +80,21 @@ extension CPUBackend {
         precondition(input.count >= s.inputCount && output.count >= s.outputCount && weight.count >= s.weightCount)
         let fused = winogradApplies(s, backward: false) || winogradStride2Applies(s)
         convolutionForward(s, input: f(input), leaky: slope, weight: f(weight), bias: bias.map { f($0) },
-                           output: f(output), signs: fused ? inputSigns.map { signWords($0) } : nil)
+                           output: f(output), signs: fused ? signWords(inputSigns, of: s) : nil)
         if let inputSigns, !fused { writeSigns(s, input: input, signs: inputSigns) }
+    }
+
+    /// The words of an ActivationSigns buffer for the input of `s` (nil: none), checked for size.
+    func signWords(_ signs: DeviceBuffer?, of s: Conv2DShape) -> UnsafeMutablePointer<UInt16>? {
+        guard let signs else { return nil }
+        precondition(signs.count >= ActivationSigns.floatCount(s),
+                     "inputSigns holds \(signs.count) of \(ActivationSigns.floatCount(s)) floats")
+        return signWords(signs)
     }
 
     /// ActivationSigns of the input of `s`, image by image over the threads.
     func writeSigns(_ s: Conv2DShape, input: DeviceBuffer, signs: DeviceBuffer) {
-        let x = UnsafeSendable(f(input)), words = UnsafeSendable(signWords(signs))
+        let x = UnsafeSendable(f(input)), words = UnsafeSendable(signWords(signs, of: s)!)
         let rows = s.inChannels * s.height, perRow = (s.width + 15) / 16
         parallelImages(s.batch) { _, images in
             jem_activation_signs(x.value + images.lowerBound * rows * s.width, images.count * rows, Int32(s.width),
@@ -101,8 +107,6 @@ extension CPUBackend {
     public func conv2dBackwardData(_ s: Conv2DShape, gradOutput: DeviceBuffer, weight: DeviceBuffer,
                                    input: DeviceBuffer, activation: Activation, scratch: DeviceBuffer,
                                    gradInput: DeviceBuffer, accumulate: Bool, inputSigns: DeviceBuffer?) {
-        precondition(inputSigns.map { $0.count >= ActivationSigns.floatCount(s) } ?? true,
-                     "inputSigns holds \(inputSigns?.count ?? 0) of \(ActivationSigns.floatCount(s)) floats")
         guard let slope = fusedSlope(activation, s),
               winogradApplies(s, backward: true) || winogradStride2Applies(s)
                 || jem_col2im_gathers(Int32(s.height), Int32(s.width), Int32(s.kernel), Int32(s.stride),
@@ -114,7 +118,7 @@ extension CPUBackend {
         precondition(gradOutput.count >= s.outputCount && gradInput.count >= s.inputCount
                      && input.count >= s.inputCount && weight.count >= s.weightCount)
         convolutionBackwardData(s, gradOutput: f(gradOutput), weight: f(weight), gate: f(input),
-                                signs: inputSigns.map { signWords($0) }, slope: slope, gradInput: f(gradInput),
+                                signs: signWords(inputSigns, of: s), slope: slope, gradInput: f(gradInput),
                                 accumulate: accumulate)
     }
 
@@ -156,9 +160,7 @@ extension CPUBackend {
                                                   output: output, inputSigns: inputSigns)
             return
         }
-        precondition(inputSigns.map { $0.count >= ActivationSigns.floatCount(shape) } ?? true,
-                     "inputSigns holds \(inputSigns?.count ?? 0) of \(ActivationSigns.floatCount(shape)) floats")
-        let signs = inputSigns.map { signWords($0) }
+        let signs = signWords(inputSigns, of: shape)
         precondition(input.count >= shape.inputCount && output.count >= shape.outputCount
                      && weight.count >= shape.weightCount && projectionInput.count >= projection.inputCount
                      && projectionWeight.count >= projection.weightCount)
@@ -202,8 +204,6 @@ extension CPUBackend {
                                                        inputSigns: inputSigns)
             return
         }
-        precondition(inputSigns.map { $0.count >= ActivationSigns.floatCount(shape) } ?? true,
-                     "inputSigns holds \(inputSigns?.count ?? 0) of \(ActivationSigns.floatCount(shape)) floats")
         precondition(gradOutput.count >= shape.outputCount && gradInput.count >= shape.inputCount
                      && input.count >= shape.inputCount && weight.count >= shape.weightCount
                      && projectionGradOutput.count >= projection.outputCount
@@ -219,7 +219,7 @@ extension CPUBackend {
             }
         }
         winogradConvolution(shape, input: f(gradOutput), leaky: nil, weight: f(weight), bias: nil, gate: f(input),
-                            signs: inputSigns.map { signWords($0) }, slope: slope, output: f(gradInput),
+                            signs: signWords(inputSigns, of: shape), slope: slope, output: f(gradInput),
                             backward: true, accumulate: false, prefill: prefill)
     }
 
